@@ -1,0 +1,145 @@
+"""What a generated ``main.py`` runs on: argument parsing, logging, devices, signals.
+
+Kept small and free of the tool's own modules: every artifact carries it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+__all__ = ["DeviceError", "connect", "main"]
+
+log = logging.getLogger("mirage")
+
+_TYPES: dict[str, Callable[[str], Any]] = {"str": str, "path": str, "int": int, "float": float}
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class DeviceError(Exception):
+    """A device failed to connect."""
+
+
+def _parser(name: str, doc: str, args: Sequence[dict[str, Any]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=name, description=doc, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--logs",
+        default="info",
+        metavar="LEVEL",
+        help="log level (debug, info, warning, error), or NAME:LEVEL,... per logger",
+    )
+    for arg in args:
+        flag = f"--{arg['name']}"
+        dest = "arg_" + arg["name"].replace("-", "_")
+        help_text = arg.get("doc") or " "
+        if arg["type"] == "bool":
+            parser.add_argument(
+                flag,
+                dest=dest,
+                action=argparse.BooleanOptionalAction,
+                default=None if arg["required"] else bool(arg["default"]),
+                required=arg["required"],
+                help=help_text,
+            )
+            continue
+        kwargs: dict[str, Any] = {"dest": dest, "type": _TYPES[arg["type"]], "help": help_text}
+        if arg["required"]:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = arg["default"]
+        parser.add_argument(flag, metavar=arg["type"].upper(), **kwargs)
+    return parser
+
+
+def _setup_logging(spec: str, parser: argparse.ArgumentParser) -> None:
+    root_level = logging.INFO
+    levels: dict[str, int] = {}
+    for part in filter(None, spec.split(",")):
+        name, _, level = part.rpartition(":")
+        if level.lower() not in _LEVELS:
+            parser.error(f"argument --logs: unknown level {level!r}")
+        value = getattr(logging, level.upper())
+        if name:
+            levels[name] = value
+        else:
+            root_level = value
+    logging.basicConfig(
+        level=root_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
+
+
+async def connect(
+    stack: contextlib.AsyncExitStack, device_id: str, factory: Any, kwargs: dict[str, Any]
+) -> Any:
+    """Connect one device and schedule its disconnection (in reverse order)."""
+    try:
+        device = await factory.connect(**kwargs)
+    except Exception as exc:
+        raise DeviceError(f"device {device_id!r} failed to connect: {exc}") from exc
+    disconnect = getattr(device, "disconnect", None)
+    if disconnect is not None:
+        stack.push_async_callback(disconnect)
+    log.debug("connected %s", device_id)
+    return device
+
+
+Start = Callable[[argparse.Namespace, contextlib.AsyncExitStack], Awaitable[None]]
+
+
+async def _supervise(start: Start, args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    stopped: list[str] = []
+
+    def stop(signum: int) -> None:
+        stopped.append(signal.Signals(signum).name)
+        task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop, signum)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            await start(args, stack)
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        log.info("stopped by %s", stopped[0])
+        return 0
+    except DeviceError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+def main(
+    name: str,
+    doc: str,
+    args: Sequence[dict[str, Any]],
+    start: Start,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse ``argv``, set up logging, run ``start`` until it ends or a signal comes."""
+    parser = _parser(name, doc, args)
+    namespace = parser.parse_args(argv)
+    _setup_logging(namespace.logs, parser)
+    try:
+        return asyncio.run(_supervise(start, namespace))
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        log.exception("%s stopped on an error", name)
+        return 1

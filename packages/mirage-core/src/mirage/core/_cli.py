@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, MirageError
@@ -42,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-f", "--file", default=None, metavar="FILE", help="configuration (default: config.py)"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # An explicit prog spares argparse a help formatter (and its imports) at start-up.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="mirage")
     sub.required = True
     configure = sub.add_parser(
         "configure",
@@ -90,6 +89,8 @@ def _split_keys(tokens: Sequence[str]) -> dict[str, str]:
 
 class Project:
     def __init__(self, directory: str, config_file: str | None) -> None:
+        from pathlib import Path
+
         self.dir = Path(directory).resolve()
         self.config = (self.dir / (config_file or "config.py")).resolve()
         self.plan_dir = self.dir / PLAN_DIR
@@ -130,7 +131,7 @@ class Project:
         from ._plan import Plan
 
         plan = Plan.load(self.plan_path)
-        config = Path(plan.config)
+        config = type(self.dir)(plan.config)
         if config.exists() and config.stat().st_mtime > self.plan_path.stat().st_mtime:
             args = plan.configure_args
             target = args[1] if args[:1] == ["-t"] else None
@@ -138,6 +139,8 @@ class Project:
         return plan
 
     def artifact_context(self, plan: Plan) -> ArtifactContext:
+        import shutil
+
         from ._codegen import generate_main
         from .build import ArtifactContext, BuildContext
         from .plugins import import_object
@@ -218,7 +221,8 @@ def _cmd_describe(project: Project, ns: argparse.Namespace) -> int:
     plan = project.plan()
     text = to_dot(plan) if ns.dot else describe_text(plan)
     if ns.output:
-        Path(ns.output).write_text(text)
+        with open(ns.output, "w") as f:
+            f.write(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -249,8 +253,10 @@ def _cmd_query(project: Project, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_plugins(project: Project, ns: argparse.Namespace) -> int:
-    registry = project.registry
+def _cmd_plugins(project: Project | None, ns: argparse.Namespace) -> int:
+    from .plugins import load_registry
+
+    registry = project.registry if project is not None else load_registry()
     for info in registry.plugins:
         print(f"{info.name}: {info.dist or '?'} {info.version}".rstrip())
         for kind, names in registry.registered_by(info).items():
@@ -261,6 +267,8 @@ def _cmd_plugins(project: Project, ns: argparse.Namespace) -> int:
 
 
 def _cmd_clean(project: Project, ns: argparse.Namespace) -> int:
+    import shutil
+
     for directory in (project.plan_dir, project.dist_dir):
         if directory.exists():
             shutil.rmtree(directory)
@@ -273,7 +281,6 @@ _COMMANDS = {
     "run": _cmd_run,
     "describe": _cmd_describe,
     "query": _cmd_query,
-    "plugins": _cmd_plugins,
     "clean": _cmd_clean,
 }
 
@@ -303,8 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ns.argv = run_argv
     if extra and ns.command != "configure":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    project = Project(ns.project, ns.file)
     try:
+        if ns.command == "plugins":
+            return _cmd_plugins(None, ns)
+        project = Project(ns.project, ns.file)
         if ns.command == "configure":
             return _cmd_configure(project, ns, extra)
         return _COMMANDS[ns.command](project, ns)

@@ -6,7 +6,6 @@ that errors and ``mirage plugins`` can name them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from ._errors import RegistrationError
@@ -17,13 +16,30 @@ __all__ = ["PluginFailure", "PluginInfo", "Registered", "Registry"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
 class PluginInfo:
-    """A loaded plugin: entry-point name and the distribution that ships it."""
+    """A loaded plugin: entry-point name and the distribution that ships it.
 
-    name: str
-    dist: str = ""
-    version: str = ""
+    (Records here are plain classes, not dataclasses: see :class:`mirage.core.dsl._Data`.)
+    """
+
+    __slots__ = ("dist", "name", "version")
+
+    def __init__(self, name: str, dist: str = "", version: str = "") -> None:
+        self.name = name
+        self.dist = dist
+        self.version = version
+
+    def _key(self) -> tuple[str, str, str]:
+        return (self.name, self.dist, self.version)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PluginInfo) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"PluginInfo(name={self.name!r}, dist={self.dist!r}, version={self.version!r})"
 
     def describe(self) -> str:
         if self.dist:
@@ -31,29 +47,40 @@ class PluginInfo:
         return f"plugin {self.name!r}"
 
 
-@dataclass(frozen=True, slots=True)
 class PluginFailure:
     """A plugin that could not be loaded or whose hooks failed."""
 
-    plugin: PluginInfo
-    error: str
+    __slots__ = ("error", "plugin")
+
+    def __init__(self, plugin: PluginInfo, error: str) -> None:
+        self.plugin = plugin
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"PluginFailure({self.plugin!r}, {self.error!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class Registered(Generic[T]):
-    value: T
-    plugin: PluginInfo
+    """A declaration and the plugin that made it."""
+
+    __slots__ = ("plugin", "value")
+
+    def __init__(self, value: T, plugin: PluginInfo) -> None:
+        self.value = value
+        self.plugin = plugin
 
 
-@dataclass
 class Registry:
-    module_types: dict[str, Registered[ModuleType]] = field(default_factory=dict)
-    keys: dict[str, Registered[Key]] = field(default_factory=dict)
-    impls: dict[str, Registered[Impl]] = field(default_factory=dict)
-    targets: dict[str, Registered[Target]] = field(default_factory=dict)
-    plugins: list[PluginInfo] = field(default_factory=list)
-    failures: list[PluginFailure] = field(default_factory=list)
-    current: PluginInfo = field(default_factory=lambda: PluginInfo("<direct>"))
+    """Module types, keys, implementations and targets by name, checked as added."""
+
+    def __init__(self) -> None:
+        self.module_types: dict[str, Registered[ModuleType]] = {}
+        self.keys: dict[str, Registered[Key]] = {}
+        self.impls: dict[str, Registered[Impl]] = {}
+        self.targets: dict[str, Registered[Target]] = {}
+        self.plugins: list[PluginInfo] = []
+        self.failures: list[PluginFailure] = []
+        self.current = PluginInfo("<direct>")
 
     def _fail(self, message: str) -> RegistrationError:
         return RegistrationError(f"{self.current.describe()}: {message}")

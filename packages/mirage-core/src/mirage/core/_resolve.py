@@ -229,7 +229,7 @@ class _Resolver:
             )
         marker = ("default", module_type)
         if any(m == marker for m, _ in self.stack):
-            self.cycle(f"default({module_type!r})", self.place(node))
+            self.cycle(f"default {module_type}", self.place(node))
         self.stack.append((marker, f"default {module_type}"))
         try:
             return self.node(choice, wanted, context, chosen)

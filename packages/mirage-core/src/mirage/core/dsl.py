@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -72,32 +71,65 @@ def _caller() -> str:
     return first or "<unknown>"
 
 
-@dataclass(frozen=True, eq=False)
-class Node:
+class _Data:
+    """A small record: slots, keyword or positional construction, a readable repr.
+
+    (Plain classes rather than dataclasses: ``mirage plugins`` loads every plugin, and
+    each dataclass costs a fraction of a millisecond to create at import.)
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        fields = [n for cls in type(self).__mro__ for n in getattr(cls, "__slots__", ())]
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in fields if n != "where")
+        return f"{type(self).__name__}({shown})"
+
+
+class Node(_Data):
     """A device of the configuration graph; ``where`` is the line that made it."""
 
-    where: str = field(default="", kw_only=True, compare=False)
+    __slots__ = ("where",)
+
+    def __init__(self, *, where: str = "") -> None:
+        self.where = where
 
 
-@dataclass(frozen=True, eq=False)
 class DefaultNode(Node):
-    module_type: str
+    __slots__ = ("module_type",)
+
+    def __init__(self, module_type: str, *, where: str = "") -> None:
+        super().__init__(where=where)
+        self.module_type = module_type
 
 
-@dataclass(frozen=True, eq=False)
 class ImplNode(Node):
-    name: str
-    params: Mapping[str, Any]
-    needs: Mapping[str, Node]
-    dist: str | None = None
+    __slots__ = ("dist", "name", "needs", "params")
+
+    def __init__(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        needs: Mapping[str, Node],
+        dist: str | None = None,
+        *,
+        where: str = "",
+    ) -> None:
+        super().__init__(where=where)
+        self.name = name
+        self.params = params
+        self.needs = needs
+        self.dist = dist
 
 
-@dataclass(frozen=True, eq=False)
-class KeyRef:
+class KeyRef(_Data):
     """A key declared by a plugin, referred to by name (``key("net")``)."""
 
-    name: str
-    where: str = ""
+    __slots__ = ("name", "where")
+
+    def __init__(self, name: str, where: str = "") -> None:
+        self.name = name
+        self.where = where
 
     def eq(self, value: object) -> RefCond:
         return RefCond(self, "eq", (value,))
@@ -109,49 +141,72 @@ class KeyRef:
         return RefCond(self, "in", values)
 
 
-@dataclass(frozen=True, eq=False)
-class RefCond:
-    ref: KeyRef
-    op: str
-    values: tuple[Any, ...]
+class RefCond(_Data):
+    __slots__ = ("op", "ref", "values")
+
+    def __init__(self, ref: KeyRef, op: str, values: tuple[Any, ...]) -> None:
+        self.ref = ref
+        self.op = op
+        self.values = values
 
 
 Cond = Key | KeyRef | KeyCond | RefCond
 
 
-@dataclass(frozen=True, eq=False)
 class IfNode(Node):
-    cond: Cond
-    then: Node
-    otherwise: Node
+    __slots__ = ("cond", "otherwise", "then")
+
+    def __init__(self, cond: Cond, then: Node, otherwise: Node, *, where: str = "") -> None:
+        super().__init__(where=where)
+        self.cond = cond
+        self.then = then
+        self.otherwise = otherwise
 
 
-@dataclass(frozen=True, eq=False)
 class MatchNode(Node):
-    key: Key | KeyRef
-    cases: Mapping[Any, Node]
-    default: Node
+    __slots__ = ("cases", "default", "key")
+
+    def __init__(
+        self, key: Key | KeyRef, cases: Mapping[Any, Node], default: Node, *, where: str = ""
+    ) -> None:
+        super().__init__(where=where)
+        self.key = key
+        self.cases = cases
+        self.default = default
 
 
-@dataclass(frozen=True, eq=False)
 class JobNode(Node):
     """The application: ``factory`` is ``module:function``, an ``async def`` that
     receives each device and each runtime argument by keyword."""
 
-    factory: str
-    needs: Mapping[str, Node]
-    args: tuple[RuntimeArg, ...] = ()
-    requires: tuple[str, ...] = ()
+    __slots__ = ("args", "factory", "needs", "requires")
+
+    def __init__(
+        self,
+        factory: str,
+        needs: Mapping[str, Node],
+        args: tuple[RuntimeArg, ...] = (),
+        requires: tuple[str, ...] = (),
+        *,
+        where: str = "",
+    ) -> None:
+        super().__init__(where=where)
+        self.factory = factory
+        self.needs = needs
+        self.args = args
+        self.requires = requires
 
 
-@dataclass
-class Config:
+class Config(_Data):
     """What one ``config.py`` registered."""
 
-    name: str
-    jobs: list[JobNode]
-    keys: list[Key]
-    where: str
+    __slots__ = ("jobs", "keys", "name", "where")
+
+    def __init__(self, name: str, jobs: list[JobNode], keys: list[Key], where: str) -> None:
+        self.name = name
+        self.jobs = jobs
+        self.keys = keys
+        self.where = where
 
 
 # The loader points this at a fresh list while it runs a config.py.

@@ -4,19 +4,20 @@ Every plugin, core's own built-ins included, comes in through the entry-point gr
 A plugin that fails to import, or whose hook raises, is recorded as a
 :class:`PluginFailure` with its name and the error, its declarations are withdrawn,
 and the other plugins load as usual. ``MIRAGE_DISABLE_PLUGINS`` (comma-separated
-entry-point names) blocks plugins.
+entry-point names) blocks plugins; ``MIRAGE_PLUGINS`` (comma-separated module names)
+loads plugin modules that no distribution declares, as if they had entry points.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from ._entrypoints import find_entry_points
 from ._errors import MirageError
 from ._registry import PluginFailure, PluginInfo, Registry
 
@@ -69,9 +70,8 @@ def load_registry(
 
     if entrypoints:
         seen: set[str] = set()
-        for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-            dist = ep.dist
-            info = PluginInfo(ep.name, dist.name if dist else "", dist.version if dist else "")
+        for ep in sorted(find_entry_points(GROUP), key=lambda e: e.name):
+            info = PluginInfo(ep.name, ep.dist, ep.version)
             if ep.name in seen or ep.name in blocked:
                 continue
             seen.add(ep.name)
@@ -81,6 +81,19 @@ def load_registry(
                 registry.failures.append(PluginFailure(info, f"{type(exc).__name__}: {exc}"))
                 continue
             add(info, module)
+    from importlib import import_module
+
+    extra = os.environ.get("MIRAGE_PLUGINS", "").split(",")
+    for module_name in filter(None, (name.strip() for name in extra)):
+        info = PluginInfo(module_name)
+        if module_name in blocked or module_name in infos:
+            continue
+        try:
+            module = import_module(module_name)
+        except Exception as exc:
+            registry.failures.append(PluginFailure(info, f"{type(exc).__name__}: {exc}"))
+            continue
+        add(info, module)
     for name, plugin in plugins:
         if name not in blocked and name not in infos:
             add(PluginInfo(name), plugin)

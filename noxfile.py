@@ -1,0 +1,150 @@
+"""Sessions for the whole monorepo; `nox -l` lists them.
+
+- ``tests-<package>``: one package's tests in its own environment, with only the
+  in-repo packages it depends on (installed from source, editable); fails if a
+  published copy of any mirage package slipped in.
+- ``tools``: tests of tools/.
+- ``integration``: every package together; every example configured, built and run.
+- ``lint`` (ruff), ``typecheck`` (mypy, strict), ``demo`` (the README's main job),
+  ``bench-<package>`` (our code beside its baseline, printing ratios).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
+
+
+def _packages() -> dict[str, dict[str, object]]:
+    """dist name -> {dir, short, deps (in-repo dist names), extras}."""
+    found: dict[str, dict[str, object]] = {}
+    for pyproject in sorted(ROOT.glob("packages/*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        found[project["name"]] = {
+            "dir": pyproject.parent,
+            "short": project["name"].removeprefix("mirage-"),
+            "deps": [],
+            "extras": list(project.get("optional-dependencies", {})),
+            "requires": project.get("dependencies", []),
+        }
+    for info in found.values():
+        names = [
+            req.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
+            for req in info["requires"]  # type: ignore[attr-defined]
+        ]
+        info["deps"] = [n for n in names if n in found]
+    return found
+
+
+PACKAGES = _packages()
+
+
+def _closure(names: list[str]) -> list[str]:
+    """The packages and every in-repo package they depend on, dependencies first."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for dep in PACKAGES[name]["deps"]:  # type: ignore[attr-defined]
+            visit(dep)
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return order
+
+
+def install_packages(session: nox.Session, names: list[str], *extra: str) -> None:
+    """Install in-repo packages editable (with their testing extra if any), in one
+    pip call so that no published copy can satisfy a sibling."""
+    args: list[str] = []
+    for name in _closure(names):
+        info = PACKAGES[name]
+        spec = str(Path(str(info["dir"])).relative_to(ROOT))
+        if "testing" in info["extras"]:  # type: ignore[operator]
+            spec += "[testing]"
+        args += ["-e", spec]
+    session.install(*args, *extra)
+    listing = session.run(
+        "python", "-m", "pip", "list", "--exclude-editable", "--format=json", silent=True
+    )
+    published = [
+        p["name"] for p in json.loads(str(listing)) if p["name"].lower().startswith("mirage")
+    ]
+    if published:
+        session.error(f"published copies slipped in instead of the sources: {published}")
+
+
+for _name, _info in PACKAGES.items():
+
+    def _tests(session: nox.Session, name: str = _name) -> None:
+        install_packages(session, [name], *TEST_DEPS)
+        tests = Path(str(PACKAGES[name]["dir"])) / "tests"
+        session.run("python", "-m", "pytest", "-q", str(tests.relative_to(ROOT)), *session.posargs)
+
+    nox.session(name=f"tests-{_info['short']}", python=PYTHON)(_tests)
+
+
+@nox.session(python=PYTHON)
+def tools(session: nox.Session) -> None:
+    """Tests of the release tools."""
+    session.install("pytest>=8")
+    session.run("python", "-m", "pytest", "-q", "tools/tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """All packages together: every example configured, built and run."""
+    install_packages(session, list(PACKAGES), *TEST_DEPS)
+    session.run("python", "-m", "pytest", "-q", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    install_packages(session, list(PACKAGES), *TEST_DEPS, "mypy>=1.10", "nox")
+    sources = [str(Path(str(i["dir"])) / "src") for i in PACKAGES.values()]
+    session.run(
+        "mypy",
+        *[arg for info in PACKAGES.values() for arg in ("-p", f"mirage.{info['short']}")],
+        env={"MYPYPATH": ":".join(sources)},
+    )
+    session.run("mypy", "tools", "noxfile.py", "--ignore-missing-imports")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job: configure, build and run the example unikernels on unix."""
+    install_packages(session, list(PACKAGES))
+    for example, argv in (("hello", ["--count", "2"]), ("kv", [])):
+        directory = ROOT / "examples" / example
+        session.run("mirage", "-C", str(directory), "configure", "-t", "unix")
+        session.run("mirage", "-C", str(directory), "build")
+        session.run("mirage", "-C", str(directory), "run", *argv)
+
+
+@nox.session(name="bench-core", python=PYTHON)
+def bench_core(session: nox.Session) -> None:
+    """Start-up of `mirage plugins` and of a zipapp, each beside its baseline."""
+    install_packages(session, list(PACKAGES))
+    session.run("python", "tests/bench/bench_core.py", *session.posargs)

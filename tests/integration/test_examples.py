@@ -1,0 +1,123 @@
+"""Every example configured, built and run on the unix target."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, Mirage
+
+
+def build(directory: Path, mirage: Mirage, *keys: str) -> Path:
+    result = mirage(directory, "configure", "-t", "unix", *keys)
+    assert result.returncode == 0, result.stderr
+    result = mirage(directory, "build")
+    assert result.returncode == 0, result.stderr
+    (pyz,) = (directory / "dist").glob("*.pyz")
+    return pyz
+
+
+def test_every_example_is_covered() -> None:
+    examples = {p.parent.name for p in EXAMPLES.glob("*/config.py")}
+    assert examples <= {"hello", "echo", "kv"}, "add a test for the new example"
+
+
+def test_hello(example: Callable[[str], Path], mirage: Mirage) -> None:
+    directory = example("hello")
+    build(directory, mirage)
+    result = mirage(directory, "run", "--count", "3", "--delay-ms", "1", "--hello", "hi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n" * 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_echo_serves_tcp(example: Callable[[str], Path], mirage: Mirage) -> None:
+    directory = example("echo")
+    pyz = build(directory, mirage)
+    port = _free_port()
+    child = subprocess.Popen(
+        [sys.executable, str(pyz), "--port", str(port), "--ipv4", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == f"echo: listening on TCP port {port}\n"
+        payload = bytes(range(256)) * 4096  # 1 MiB
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            received = bytearray()
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+            while chunk := conn.recv(65536):
+                received += chunk
+        assert bytes(received) == payload
+        # Several clients at once.
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(5)]
+        for i, conn in enumerate(conns):
+            conn.sendall(f"client {i}".encode())
+        for i, conn in enumerate(conns):
+            assert conn.recv(100) == f"client {i}".encode()
+            conn.close()
+    finally:
+        child.terminate()
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 0
+    assert "stopped by SIGTERM" in err
+
+
+def test_echo_describe_dot_renders(example: Callable[[str], Path], mirage: Mirage) -> None:
+    directory = example("echo")
+    assert mirage(directory, "configure", "-t", "unix").returncode == 0
+    dot = mirage(directory, "describe", "--dot")
+    assert dot.returncode == 0
+    assert '"socket_stack" -> "job" [label="stack"];' in dot.stdout
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz's dot is not installed (apt-get install graphviz)")
+    svg = subprocess.run(["dot", "-Tsvg"], input=dot.stdout, capture_output=True, text=True)
+    assert svg.returncode == 0, svg.stderr
+    assert "<svg" in svg.stdout and "socket_stack" in svg.stdout
+
+
+def test_kv_serves_a_crunched_store_with_no_directory_beside_it(
+    example: Callable[[str], Path], mirage: Mirage, tmp_path: Path
+) -> None:
+    directory = example("kv")
+    pyz = build(directory, mirage, "--kv-ro", "crunch")
+    moved = tmp_path / "elsewhere" / "kv.pyz"
+    moved.parent.mkdir()
+    shutil.copy(pyz, moved)
+    shutil.rmtree(directory)
+    result = subprocess.run(
+        [sys.executable, "-I", str(moved)], capture_output=True, text=True, cwd=moved.parent
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "docs/" in lines
+    assert any(line.startswith("index.txt 76 bytes ") for line in lines)
+    assert "  | Hello from a crunched store." in lines
+    names = zipfile.ZipFile(moved).namelist()
+    # The crunch runtime is in, its build step and the other stores are not.
+    assert not [n for n in names if "directory" in n or "tar" in n.split("/")[-1]]
+
+
+def test_kv_on_unix_reads_the_directory_by_default(
+    example: Callable[[str], Path], mirage: Mirage
+) -> None:
+    directory = example("kv")
+    build(directory, mirage)
+    (directory / "htdocs" / "late.txt").write_text("added after the build\n")
+    result = mirage(directory, "run")
+    assert result.returncode == 0, result.stderr
+    assert "  | added after the build" in result.stdout.splitlines()

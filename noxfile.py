@@ -26,6 +26,10 @@ nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
 TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
+EXTRA_TEST_DEPS = {
+    # The third-party plugin test builds a plugin distribution with poetry-core.
+    "mirage-core": ("poetry-core>=2,<3",),
+}
 
 
 def _packages() -> dict[str, dict[str, object]]:
@@ -92,11 +96,20 @@ def install_packages(session: nox.Session, names: list[str], *extra: str) -> Non
 for _name, _info in PACKAGES.items():
 
     def _tests(session: nox.Session, name: str = _name) -> None:
-        install_packages(session, [name], *TEST_DEPS)
+        install_packages(session, [name], *TEST_DEPS, *EXTRA_TEST_DEPS.get(name, ()))
         tests = Path(str(PACKAGES[name]["dir"])) / "tests"
         session.run("python", "-m", "pytest", "-q", str(tests.relative_to(ROOT)), *session.posargs)
 
     nox.session(name=f"tests-{_info['short']}", python=PYTHON)(_tests)
+
+
+nox.options.sessions = [
+    *(f"tests-{info['short']}" for info in PACKAGES.values()),
+    "tools",
+    "integration",
+    "lint",
+    "typecheck",
+]
 
 
 @nox.session(python=PYTHON)
@@ -109,7 +122,7 @@ def tools(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
     """All packages together: every example configured, built and run."""
-    install_packages(session, list(PACKAGES), *TEST_DEPS)
+    install_packages(session, list(PACKAGES), *TEST_DEPS, "poetry-core>=2,<3")
     session.run("python", "-m", "pytest", "-q", "tests/integration", *session.posargs)
 
 

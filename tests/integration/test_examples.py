@@ -105,7 +105,7 @@ def test_kv_serves_a_crunched_store_with_no_directory_beside_it(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "docs/" in lines
-    assert any(line.startswith("index.txt 76 bytes ") for line in lines)
+    assert any(line.startswith("index.txt 75 bytes ") for line in lines)
     assert "  | Hello from a crunched store." in lines
     names = zipfile.ZipFile(moved).namelist()
     # The crunch runtime is in, its build step and the other stores are not.

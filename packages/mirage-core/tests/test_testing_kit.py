@@ -52,10 +52,11 @@ FAILURE = (AssertionError, pytest.fail.Exception)
 QUIET = settings(
     KvRwTests.state_machine_settings,
     database=None,
+    derandomize=True,
     report_multiple_bugs=False,
     phases=(Phase.generate,),
 )
-"""For stores that are meant to fail: no shrinking, no saved examples."""
+"""For stores meant to fail: the same examples every run, not shrunk, not saved."""
 
 # ---------------------------------------------------------------------------------
 # Key-value stores
@@ -392,14 +393,14 @@ class LoopIp:
 class LoopTcp:
     def __init__(self) -> None:
         self.listeners: dict[int, TcpHandler] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Future[None]] = set()
 
     async def connect(self, dst: str, port: int) -> Flow:
         handler = self.listeners.get(port)
         if dst != "10.0.0.1" or handler is None:
             raise ConnectionRefusedError(f"{dst}:{port}")
         client, server = PipeFlow.pair()
-        task = asyncio.create_task(handler(server))
+        task = asyncio.ensure_future(handler(server))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return client

@@ -141,7 +141,10 @@ class Registry:
     # --- queries -------------------------------------------------------------------
 
     def is_a(self, module_type: str, wanted: str) -> bool:
-        """Whether a device of ``module_type`` can serve where ``wanted`` is needed."""
+        """Whether a device of ``module_type`` can serve where ``wanted`` is needed
+        (``"*"``: anything)."""
+        if wanted == "*":
+            return True
         seen: set[str] = set()
         todo = [module_type]
         while todo:

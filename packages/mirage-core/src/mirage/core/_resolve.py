@@ -42,6 +42,9 @@ from .dsl import (
 
 __all__ = ["RESERVED_ARGS", "load_config", "resolve"]
 
+ANY = "*"
+"""What a job's device may be: the job declares no module types."""
+
 RESERVED_ARGS = frozenset({"help", "logs"})
 """Runtime arguments the generated main defines itself."""
 
@@ -358,7 +361,7 @@ class _Resolver:
 
     def job(self, job: dsl.JobNode, index: int) -> PlanDevice:
         needs = {
-            name: self.node(sub, self.wanted(sub), f"device {name!r} of the job", []).id
+            name: self.node(sub, ANY, f"device {name!r} of the job", []).id
             for name, sub in job.needs.items()
         }
         device = PlanDevice(
@@ -377,19 +380,6 @@ class _Resolver:
         )
         self.devices.append(device)
         return device
-
-    def wanted(self, node: Node) -> str:
-        """What a job's device is asked to be: the module type it names, if any."""
-        if isinstance(node, DefaultNode):
-            return node.module_type
-        if isinstance(node, ImplNode):
-            registered = self.registry.impls.get(node.name)
-            return registered.value.provides if registered else "flow"
-        if isinstance(node, IfNode):
-            return self.wanted(node.then)
-        if isinstance(node, MatchNode):
-            return self.wanted(node.default)
-        return "flow"
 
 
 def resolve(

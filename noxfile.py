@@ -115,7 +115,7 @@ nox.options.sessions = [
 @nox.session(python=PYTHON)
 def tools(session: nox.Session) -> None:
     """Tests of the release tools."""
-    session.install("pytest>=8")
+    session.install("pytest>=8", "build", "poetry-core>=2,<3")
     session.run("python", "-m", "pytest", "-q", "tools/tests", *session.posargs)
 
 
@@ -142,7 +142,10 @@ def typecheck(session: nox.Session) -> None:
         *[arg for info in PACKAGES.values() for arg in ("-p", f"mirage.{info['short']}")],
         env={"MYPYPATH": ":".join(sources)},
     )
-    session.run("mypy", "tools", "noxfile.py", "--ignore-missing-imports")
+    # MYPYPATH=tools: otherwise "import packages" in tools/ means the packages/ folder.
+    session.run(
+        "mypy", "tools", "noxfile.py", "--ignore-missing-imports", env={"MYPYPATH": "tools"}
+    )
 
 
 @nox.session(python=PYTHON)

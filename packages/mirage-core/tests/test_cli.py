@@ -210,3 +210,19 @@ def test_plugins_lists_plugins_and_failures(tmp_path: Path, mirage: Mirage) -> N
     assert "core: mirage-core" in result.stdout
     assert "fakes:" in result.stdout and "targets: bare, fake, loopy" in result.stdout
     assert "plugin 'no_such_plugin_module' failed to load: ModuleNotFoundError" in result.stdout
+
+
+def test_a_reader_that_goes_away_stops_the_artifact_quietly(app: Path, mirage: Mirage) -> None:
+    assert mirage(app, "configure", "-t", "fake").returncode == 0
+    assert mirage(app, "build").returncode == 0
+    child = subprocess.Popen(
+        [sys.executable, str(app / "dist" / "app.pyz"), "--count", "1000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    child.stdout.close()  # as `| head -1` does
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 128 + signal.SIGPIPE
+    assert b"Traceback" not in err

@@ -224,7 +224,7 @@ def test_the_plugins_own_tests_pass(sites: dict[str, Path], tmp_path: Path) -> N
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert "4 passed" in result.stdout
 
 
 _BLOCK = re.compile(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)```\n", re.DOTALL)

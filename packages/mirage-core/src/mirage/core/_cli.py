@@ -28,11 +28,25 @@ DIST_DIR = "dist"
 DEFAULT_TARGET = "unix"
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, told the width: left to itself it imports shutil (and
+    lzma, bz2...) for every parser, which is a tenth of ``mirage plugins``."""
+    try:
+        width = int(os.environ.get("COLUMNS", "")) - 2
+    except ValueError:
+        try:
+            width = os.get_terminal_size().columns - 2
+        except OSError:
+            width = 78
+    return argparse.HelpFormatter(prog, width=max(width, 40))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mirage",
         description="Configure, build and run mirage unikernels.",
         allow_abbrev=False,
+        formatter_class=_formatter,
     )
     parser.add_argument(
         "-C", "--project", default=".", metavar="DIR", help="project directory (default: .)"
@@ -45,22 +59,29 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     configure = sub.add_parser(
         "configure",
+        formatter_class=_formatter,
         allow_abbrev=False,
         help="resolve config.py into a plan",
         description="Resolve config.py for a target. Any other --KEY VALUE sets a"
         " configure-time key; 'mirage describe' lists them.",
     )
     configure.add_argument("-t", "--target", default=None, help="target (default: unix)")
-    sub.add_parser("build", help="seal the plan into dist/")
-    run = sub.add_parser("run", help="run the artifact; arguments go to the unikernel")
+    sub.add_parser("build", formatter_class=_formatter, help="seal the plan into dist/")
+    run = sub.add_parser(
+        "run", formatter_class=_formatter, help="run the artifact; arguments go to the unikernel"
+    )
     run.add_argument("argv", nargs="*", help="runtime arguments (see 'mirage run -- --help')")
-    describe = sub.add_parser("describe", help="the device graph, keys and choices")
+    describe = sub.add_parser(
+        "describe", formatter_class=_formatter, help="the device graph, keys and choices"
+    )
     describe.add_argument("--dot", action="store_true", help="print the graph in DOT")
     describe.add_argument("-o", "--output", default=None, help="write to this file")
-    query = sub.add_parser("query", help="what the plan needs")
+    query = sub.add_parser("query", formatter_class=_formatter, help="what the plan needs")
     query.add_argument("what", choices=("packages", "keys", "devices", "targets"))
-    sub.add_parser("plugins", help="installed plugins and what they register")
-    sub.add_parser("clean", help="remove the plan and the artifacts")
+    sub.add_parser(
+        "plugins", formatter_class=_formatter, help="installed plugins and what they register"
+    )
+    sub.add_parser("clean", formatter_class=_formatter, help="remove the plan and the artifacts")
     return parser
 
 

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -140,6 +141,21 @@ def main(
         return asyncio.run(_supervise(start, namespace))
     except KeyboardInterrupt:
         return 130
-    except Exception:
+    except Exception as exc:
+        if _broken_pipe(exc):
+            # Whoever read our output (``| head``) has gone: stop quietly, as cat does.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE
         log.exception("%s stopped on an error", name)
         return 1
+
+
+def _broken_pipe(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, BrokenPipeError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False

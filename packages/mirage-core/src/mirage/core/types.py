@@ -52,7 +52,8 @@ __all__ = [
 
 @runtime_checkable
 class Device(Protocol):
-    """What every implementation has besides its module type."""
+    """What every device has besides its module type: the generated main calls
+    ``disconnect`` (in reverse order of connection) when the unikernel stops."""
 
     async def disconnect(self) -> None: ...
 
@@ -87,7 +88,7 @@ class Flow(Protocol):
 
 
 @runtime_checkable
-class Console(Flow, Protocol):
+class Console(Flow, Device, Protocol):
     async def log(self, line: str) -> None:
         """Write one line of text, newline added."""
         ...
@@ -98,12 +99,12 @@ class Console(Flow, Protocol):
 
 
 @runtime_checkable
-class Sleep(Protocol):
+class Sleep(Device, Protocol):
     async def sleep_ns(self, ns: int) -> None: ...
 
 
 @runtime_checkable
-class Clock(Protocol):
+class Clock(Device, Protocol):
     def now(self) -> float:
         """POSIX time in seconds (may jump)."""
         ...
@@ -114,7 +115,7 @@ class Clock(Protocol):
 
 
 @runtime_checkable
-class Random(Protocol):
+class Random(Device, Protocol):
     def generate(self, n: int) -> bytes: ...
 
 
@@ -136,7 +137,7 @@ FrameCallback = Callable[[bytes], Awaitable[None] | None]
 
 
 @runtime_checkable
-class Network(Protocol):
+class Network(Device, Protocol):
     """An Ethernet interface: whole frames in and out."""
 
     @property
@@ -212,7 +213,7 @@ class Tcp(Protocol):
 
 
 @runtime_checkable
-class Stack(Protocol):
+class Stack(Device, Protocol):
     """TCP, UDP and IP of one address-family set."""
 
     @property
@@ -226,7 +227,7 @@ class Stack(Protocol):
 
 
 @runtime_checkable
-class Resolver(Protocol):
+class Resolver(Device, Protocol):
     async def getaddrinfo(self, name: str) -> list[str]: ...
 
 
@@ -269,7 +270,7 @@ def kv_key(key: str) -> str:
 
 
 @runtime_checkable
-class KvRo(Protocol):
+class KvRo(Device, Protocol):
     """A read-only tree of values addressed by ``/``-separated keys.
 
     The root is the key ``""`` (or ``"/"``) and is always a dictionary.
@@ -339,7 +340,7 @@ class BlockInfo:
 
 
 @runtime_checkable
-class Block(Protocol):
+class Block(Device, Protocol):
     async def info(self) -> BlockInfo: ...
 
     async def read(self, sector: int, count: int) -> bytes:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mirage.core._model import Impl, Key, Param
-from mirage.core.hookspecs import hookimpl
+from mirage.core import Impl, Key, Param, hookimpl
 
 if TYPE_CHECKING:
-    from mirage.core._registry import Registry
+    from mirage.core import Registry
 
 REQUIRES = ("mirage-kv>=0.1,<1",)
 

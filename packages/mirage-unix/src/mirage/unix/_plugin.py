@@ -5,10 +5,8 @@ Declarations only: nothing here imports a device.
 
 from __future__ import annotations
 
-from mirage.core._model import Impl, RuntimeArg, Target
-from mirage.core._registry import Registry
+from mirage.core import Impl, Registry, RuntimeArg, Target, hookimpl
 from mirage.core.dsl import impl, key, match_impl
-from mirage.core.hookspecs import hookimpl
 
 REQUIRES = ("mirage-unix>=0.1,<1",)
 _U = "mirage.unix."

@@ -1,0 +1,1 @@
+"""mirage-broken: a plugin that fails to load (test data)."""

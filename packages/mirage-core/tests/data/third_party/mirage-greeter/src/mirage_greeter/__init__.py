@@ -1,0 +1,1 @@
+"""mirage-greeter: the ``greeter`` module type and the ``friendly_greeter`` device."""

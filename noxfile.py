@@ -5,8 +5,10 @@
   published copy of any mirage package slipped in.
 - ``tools``: tests of tools/.
 - ``integration``: every package together; every example configured, built and run.
+- ``wheels``: every wheel built, installed alone in a fresh venv, its plugins loaded.
 - ``lint`` (ruff), ``typecheck`` (mypy, strict), ``demo`` (the README's main job),
-  ``bench-<package>`` (our code beside its baseline, printing ratios).
+  ``bench-<package>`` (every ``packages/<dist>/bench/*.py``: our code beside its peer
+  or baseline in the same run, printing ratios).
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ nox.options.sessions = [
     "integration",
     "lint",
     "typecheck",
+    "wheels",
 ]
 
 
@@ -124,6 +127,16 @@ def integration(session: nox.Session) -> None:
     """All packages together: every example configured, built and run."""
     install_packages(session, list(PACKAGES), *TEST_DEPS, "poetry-core>=2,<3")
     session.run("python", "-m", "pytest", "-q", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def wheels(session: nox.Session) -> None:
+    """Build every wheel and sdist; install each wheel alone in a fresh venv and check
+    that its plugins load."""
+    session.install("build", "poetry-core>=2,<3")
+    out = Path(session.create_tmp()) / "dist"
+    session.run("python", "tools/build_all.py", "--out", str(out))
+    session.run("python", "tools/check_wheels.py", "--dist", str(out))
 
 
 @nox.session(python=PYTHON)
@@ -159,8 +172,19 @@ def demo(session: nox.Session) -> None:
         session.run("mirage", "-C", str(directory), "run", *argv)
 
 
-@nox.session(name="bench-core", python=PYTHON)
-def bench_core(session: nox.Session) -> None:
-    """Start-up of `mirage plugins` and of a zipapp, each beside its baseline."""
-    install_packages(session, list(PACKAGES))
-    session.run("python", "tests/bench/bench_core.py", *session.posargs)
+for _name, _info in PACKAGES.items():
+    _bench_dir = Path(str(_info["dir"])) / "bench"
+    if not _bench_dir.is_dir():
+        continue
+
+    def _bench(session: nox.Session, name: str = _name, bench_dir: Path = _bench_dir) -> None:
+        """Run every bench/*.py of the package: our code beside its peer, with ratios."""
+        extras = ("bench",) if "bench" in PACKAGES[name]["extras"] else ()  # type: ignore[operator]
+        install_packages(session, list(PACKAGES))
+        if extras:
+            spec = str(Path(str(PACKAGES[name]["dir"])).relative_to(ROOT))
+            session.install("-e", f"{spec}[bench]")
+        for script in sorted(bench_dir.glob("*.py")):
+            session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+
+    nox.session(name=f"bench-{_info['short']}", python=PYTHON)(_bench)

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-import pytest
-
 import mirage.core._builtin
 from mirage.core._registry import PluginInfo
 from mirage.core.plugins import load_registry
@@ -40,17 +38,6 @@ def test_registers_its_devices() -> None:
         assert impl.requires == ("mirage-block>=0.1,<1",)
         module, _, name = impl.factory.partition(":")
         assert callable(getattr(importlib.import_module(module), name).connect)
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("mirage.kv") is None, reason="needs mirage-kv installed"
-)
-def test_names_do_not_clash_with_mirage_kv() -> None:
-    registry = load_registry(
-        entrypoints=False,
-        plugins=[("core", mirage.core._builtin), ("kv", load("kv")), ("block", load("block"))],
-    )
-    assert registry.failures == []
 
 
 def test_plugin_imports_nothing_heavy() -> None:

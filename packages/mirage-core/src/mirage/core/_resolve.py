@@ -431,12 +431,15 @@ def resolve(
     jobs = [resolver.job(job, i).id for i, job in enumerate(config.jobs)]
     _check_runtime_args(resolver.devices)
     requires = sorted({*target.requires, *(r for d in resolver.devices for r in d.requires)})
+    # The keys the graph consulted, and every key given on the command line (a target
+    # reads its own keys, such as a VM's memory size, when it builds).
+    chosen = {**resolver.used_keys, **{n: v for n, v in values.items() if n != "target"}}
     return Plan(
         name=config.name,
         target=target.name,
         config=str(config_path),
-        keys=resolver.used_keys,
-        key_docs={n: keys[n].doc for n in resolver.used_keys},
+        keys=chosen,
+        key_docs={n: keys[n].doc for n in chosen},
         devices=resolver.devices,
         jobs=jobs,
         requires=requires,

@@ -17,7 +17,6 @@ IMPLS = (
         "console",
         _U + "console:UnixConsole",
         requires=REQUIRES,
-        targets=("unix",),
         doc="standard output and input of the host process",
     ),
     Impl("unix_sleep", "sleep", _U + "time:UnixSleep", requires=REQUIRES, doc="asyncio sleep"),
@@ -40,7 +39,6 @@ IMPLS = (
         "resolver",
         _U + "resolver:HostResolver",
         requires=REQUIRES,
-        targets=("unix",),
         doc="the host's name resolution",
     ),
     Impl(
@@ -52,7 +50,6 @@ IMPLS = (
             RuntimeArg("ipv6", "str", None, "IPv6 address to listen on (none: IPv4 only)"),
         ),
         requires=REQUIRES,
-        targets=("unix",),
         doc="the host's TCP/IP through sockets",
     ),
 )

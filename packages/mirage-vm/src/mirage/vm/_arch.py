@@ -1,0 +1,60 @@
+"""What differs between architectures: Debian's names, the loader, QEMU, syscalls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ARCHES", "RUNTIME_PACKAGES", "Arch"]
+
+RUNTIME_PACKAGES = (
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "libc6",
+    "zlib1g",
+    "libexpat1",
+    "libffi8",
+)
+"""Debian packages that hold CPython and the shared libraries it and its modules load."""
+
+
+@dataclass(frozen=True, slots=True)
+class Arch:
+    name: str
+    deb: str  # Debian's architecture name
+    triplet: str  # multiarch folder under /lib and /usr/lib
+    kernel_flavour: str  # linux-image-<flavour> metapackage
+    loader: str  # the ELF interpreter path binaries name
+    qemu: str
+    qemu_args: tuple[str, ...]
+    console: str
+    finit_module: int  # syscall numbers used by /init
+    reboot: int
+
+
+ARCHES = {
+    "x86_64": Arch(
+        "x86_64",
+        "amd64",
+        "x86_64-linux-gnu",
+        "cloud-amd64",
+        "/lib64/ld-linux-x86-64.so.2",
+        "qemu-system-x86_64",
+        (),
+        "ttyS0",
+        313,
+        169,
+    ),
+    "aarch64": Arch(
+        "aarch64",
+        "arm64",
+        "aarch64-linux-gnu",
+        "arm64",
+        "/lib/ld-linux-aarch64.so.1",
+        "qemu-system-aarch64",
+        ("-machine", "virt", "-cpu", "cortex-a57"),
+        "ttyAMA0",
+        273,
+        142,
+    ),
+}

@@ -1,0 +1,84 @@
+"""Just enough of ELF to list the shared libraries a binary needs (DT_NEEDED).
+
+Reads 64- and 32-bit, little- and big-endian files: the dynamic segment (PT_DYNAMIC)
+and the string table it points at. Anything malformed gives :class:`ElfError`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["ElfError", "needed_libraries"]
+
+_PT_LOAD, _PT_DYNAMIC = 1, 2
+_DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_STRSZ = 0, 1, 5, 10
+
+
+class ElfError(ValueError):
+    pass
+
+
+def needed_libraries(data: bytes) -> list[str]:
+    """The DT_NEEDED entries of an ELF file, in order."""
+    try:
+        return _needed(data)
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError, OverflowError) as exc:
+        raise ElfError(f"malformed ELF file: {exc}") from None
+
+
+def _needed(data: bytes) -> list[str]:
+    if data[:4] != b"\x7fELF":
+        raise ElfError("not an ELF file")
+    is64 = data[4] == 2
+    end = "<" if data[5] == 1 else ">"
+    if is64:
+        (phoff,) = struct.unpack_from(end + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36)
+    else:
+        (phoff,) = struct.unpack_from(end + "I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x2A)
+    loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+    dynamic: tuple[int, int] | None = None
+    for i in range(phnum):
+        base = phoff + i * phentsize
+        if is64:
+            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+                end + "IIQQQQ", data, base
+            )
+        else:
+            p_type, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(end + "IIIII", data, base)
+        if p_type == _PT_LOAD:
+            loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == _PT_DYNAMIC:
+            dynamic = (p_offset, p_filesz)
+    if dynamic is None:
+        return []  # statically linked
+    entry = struct.Struct(end + ("qQ" if is64 else "iI"))
+    needed: list[int] = []
+    strtab = strsz = 0
+    offset, size = dynamic
+    for pos in range(offset, offset + size, entry.size):
+        tag, value = entry.unpack_from(data, pos)
+        if tag == _DT_NULL:
+            break
+        if tag == _DT_NEEDED:
+            needed.append(value)
+        elif tag == _DT_STRTAB:
+            strtab = value
+        elif tag == _DT_STRSZ:
+            strsz = value
+
+    def file_offset(vaddr: int) -> int:
+        for start, off, filesz in loads:
+            if start <= vaddr < start + filesz:
+                return vaddr - start + off
+        raise ElfError(f"address {vaddr:#x} is in no loaded segment")
+
+    table = file_offset(strtab)
+    names = []
+    for index in needed:
+        if index >= strsz:
+            raise ElfError("DT_NEEDED points past the string table")
+        stop = data.index(b"\0", table + index)
+        names.append(data[table + index : stop].decode())
+    return names

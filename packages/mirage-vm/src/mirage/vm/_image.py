@@ -1,0 +1,323 @@
+"""Writing the boot image: a distribution kernel and an initramfs of our own.
+
+The initramfs holds, and holds only:
+
+- CPython from the distribution's packages and the shared libraries it and the
+  extension modules in use need (found from their ELF ``DT_NEEDED`` entries);
+- sourceless bytecode of exactly the standard-library modules the application
+  reaches: the modules its import traces (an interpreter imports the generated main
+  and ``/init``, and lists ``sys.modules``), closed over the imports written in those
+  modules' own sources, so that imports made later (inside functions) are there too;
+- the application's own modules and the devices it uses (as the unix zipapp has them);
+- the kernel modules the chosen devices need, with their dependencies read from each
+  module's ``.modinfo``;
+- the device nodes CPython needs before devtmpfs is mounted, and ``/init``.
+"""
+
+from __future__ import annotations
+
+import importlib._bootstrap_external as external
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirage.core import MirageError
+from mirage.core.build import ArtifactContext, collect_modules
+
+from ._arch import Arch
+from ._cpio import CpioWriter
+from ._elf import ElfError, needed_libraries
+
+__all__ = ["Image", "build_initramfs", "find_kernel"]
+
+PY = "python3.11"
+STDLIB = f"usr/lib/{PY}"
+NET_MODULES = ("virtio_net", "virtio_pci")
+
+
+@dataclass
+class Image:
+    kernel: Path
+    initrd: Path
+    files: int = 0
+    stdlib_modules: int = 0
+    app_modules: int = 0
+    kernel_modules: list[str] = field(default_factory=list)
+    size: int = 0
+    left_out: list[str] = field(default_factory=list)
+
+
+def _pyc(source: bytes, filename: str) -> bytes:
+    code = compile(source, filename, "exec", dont_inherit=True)
+    return bytes(external._code_to_timestamp_pyc(code, 0, 0))  # type: ignore[attr-defined]
+
+
+def find_kernel(root: Path) -> tuple[Path, str]:
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise MirageError(
+            f"no kernel in {root / 'boot'}", hint="pass a kernel of your own with --kernel"
+        )
+    kernel = kernels[-1]
+    return kernel, kernel.name.removeprefix("vmlinuz-")
+
+
+_TRACE = """
+import runpy, sys
+sys.path[:0] = {paths!r}
+for script in {scripts!r}:
+    runpy.run_path(script, run_name="__mirage_trace__")
+for name in sorted(sys.modules):
+    print(name)
+"""
+
+
+def trace_imports(scripts: Iterable[Path], search_path: Iterable[Path]) -> set[str]:
+    """Module names imported by running ``scripts`` up to (not into) their main."""
+    code = _TRACE.format(paths=[str(p) for p in search_path], scripts=[str(s) for s in scripts])
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise MirageError(
+            "tracing the application's imports failed:\n" + result.stderr.strip()[-2000:],
+            hint="the generated main must import cleanly on the build host",
+        )
+    return set(result.stdout.split())
+
+
+class _Stdlib:
+    """Finds standard-library modules in the runtime root and closes over their imports."""
+
+    def __init__(self, root: Path, arch: Arch) -> None:
+        self.lib = root / STDLIB
+        self.dynload = self.lib / "lib-dynload"
+        self.suffix = f".cpython-311-{arch.triplet}.so"
+        self.files: dict[str, Path] = {}
+
+    def locate(self, name: str) -> Path | None:
+        parts = name.split(".")
+        base = self.lib.joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+        if len(parts) == 1:
+            so = self.dynload / f"{name}{self.suffix}"
+            if so.is_file():
+                return so
+        return None
+
+    def add(self, names: Iterable[str]) -> None:
+        import ast
+
+        from mirage.core.build import _imports, _strip_type_checking
+
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name in self.files:
+                continue
+            path = self.locate(name)
+            if path is None:
+                continue  # built into the interpreter, or not a stdlib module
+            self.files[name] = path
+            parts = name.split(".")
+            todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+            if path.suffix == ".py":
+                # Imports written anywhere in the module, functions included, but only
+                # within its own package (concurrent.futures imports .thread on first
+                # use): the trace saw the module-level imports already, and following
+                # every lazy import across packages would pull in half the library.
+                tree = _strip_type_checking(ast.parse(path.read_bytes(), str(path)))
+                is_package = path.name == "__init__.py"
+                top = parts[0]
+                todo.extend(n for n in _imports(tree, name, is_package) if n.split(".")[0] == top)
+
+
+_SKIP_STDLIB = ("test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data")
+
+
+def _kernel_modules(root: Path, version: str, wanted: Iterable[str]) -> list[Path]:
+    """``wanted`` and their dependencies (from ``depends=`` in .modinfo), deps first."""
+    base = root / "lib" / "modules" / version
+    by_name = {p.name.split(".")[0].replace("-", "_"): p for p in base.rglob("*.ko")}
+    order: list[Path] = []
+
+    def visit(name: str) -> None:
+        path = by_name.get(name.replace("-", "_"))
+        if path is None or path in order:
+            return  # built into the kernel
+        match = re.search(rb"\0depends=([^\0]*)\0", b"\0" + path.read_bytes())
+        for dep in filter(None, (match.group(1).decode().split(",") if match else [])):
+            visit(dep)
+        order.append(path)
+
+    for name in wanted:
+        visit(name)
+    return order
+
+
+def build_initramfs(
+    ctx: ArtifactContext,
+    arch: Arch,
+    root: Path,
+    kernel_version: str,
+    *,
+    network: bool,
+    out: Path,
+) -> Image:
+    main = ctx.gen_dir.parent / "main.py"
+    main.write_text(ctx.main_source)
+    init_source = (Path(__file__).parent / "_init.py").read_text()
+    init_script = ctx.gen_dir.parent / "vm_init.py"
+    init_script.write_text(init_source)
+
+    app = collect_modules(main, ctx.search_path)
+    compiled = [m for m in app if m.path.suffix != ".py"]
+    if compiled:
+        raise MirageError(
+            "the virtio target cannot carry compiled extension modules built for the host:"
+            f" {', '.join(sorted(m.name for m in compiled))}",
+            hint="use pure-Python implementations (their fallbacks) in VM images",
+        )
+    app_names = {m.name for m in app}
+    # Trace against the application as the image holds it: only its own modules on the
+    # path (the interpreter runs isolated, without site-packages).
+    staged = ctx.gen_dir.parent / "vm-app"
+    shutil.rmtree(staged, ignore_errors=True)
+    for module in app:
+        target = staged / module.arcname
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(module.path, target)
+    traced = trace_imports([main, init_script], [staged])
+    stdlib = _Stdlib(root, arch)
+    stdlib.add(n for n in traced if n not in app_names and n.split(".")[0] not in ("mirage",))
+    for name in [n for n in stdlib.files if n.split(".")[0] in _SKIP_STDLIB]:
+        del stdlib.files[name]
+
+    buf = io.BytesIO()
+    cpio = CpioWriter(buf)
+    made: set[str] = set()
+
+    def directory(path: str) -> None:
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if sub and sub not in made:
+                made.add(sub)
+                cpio.directory(sub)
+
+    def file(path: str, data: bytes, mode: int = 0o644) -> None:
+        directory(path.rsplit("/", 1)[0]) if "/" in path.strip("/") else None
+        cpio.file(path, data, mode)
+
+    for name in ("dev", "proc", "sys", "tmp", "app", "etc", "lib/modules"):
+        directory(name)
+    for name, major, minor in (
+        ("console", 5, 1),
+        ("null", 1, 3),
+        ("urandom", 1, 9),
+        ("random", 1, 8),
+        ("tty", 5, 0),
+        ("zero", 1, 5),
+    ):
+        cpio.char_device(f"dev/{name}", major, minor)
+
+    # The interpreter and the shared libraries, found from DT_NEEDED. An extension
+    # module that only the static closure reached (an optional import such as ssl)
+    # and whose libraries the runtime lacks is left out; one the trace reached is not.
+    lib_dirs = [root / "lib" / arch.triplet, root / "usr" / "lib" / arch.triplet]
+
+    def closure(data: bytes) -> dict[str, Path] | str:
+        """The libraries ``data`` needs, transitively, or the name of a missing one."""
+        found: dict[str, Path] = {}
+        todo = [data]
+        while todo:
+            try:
+                needed = needed_libraries(todo.pop())
+            except ElfError as exc:
+                raise MirageError(f"cannot read a runtime binary: {exc}") from None
+            for soname in needed:
+                if soname in found:
+                    continue
+                path = next((d / soname for d in lib_dirs if (d / soname).exists()), None)
+                if path is None:
+                    return soname
+                found[soname] = path.resolve()
+                todo.append(found[soname].read_bytes())
+        return found
+
+    left_out: list[str] = []
+    python = root / "usr" / "bin" / PY
+    python_data = python.read_bytes()
+    libraries = closure(python_data)
+    if isinstance(libraries, str):
+        raise MirageError(f"the runtime's {PY} needs {libraries}, which no runtime package holds")
+    file(f"usr/bin/{PY}", python_data, 0o755)
+    for name, path in sorted(stdlib.files.items()):
+        if path.suffix != ".so":
+            continue
+        libs = closure(path.read_bytes())
+        if isinstance(libs, str):
+            # Optional to the standard library (asyncio imports ssl if it can): left out,
+            # and said, since an application that really uses it fails at run time.
+            left_out.append(f"{name} (needs {libs})")
+            del stdlib.files[name]
+            continue
+        libraries.update(libs)
+    for soname, path in sorted(libraries.items()):
+        file(f"lib/{arch.triplet}/{soname}", path.read_bytes(), 0o755)
+    loader_name = Path(arch.loader).name
+    loader = next((d / loader_name for d in lib_dirs if (d / loader_name).exists()), None)
+    if loader is None:
+        raise MirageError(f"the runtime has no ELF loader {loader_name}")
+    loader_path = arch.loader.lstrip("/")
+    if not cpio.has(loader_path):
+        file(loader_path, loader.resolve().read_bytes(), 0o755)
+
+    # The standard library, as sourceless bytecode next to where each .py would be.
+    for _name, path in sorted(stdlib.files.items()):
+        rel = path.relative_to(root).as_posix()
+        if path.suffix == ".py":
+            file(rel[:-3] + ".pyc", _pyc(path.read_bytes(), "/" + rel))
+        else:
+            file(rel, path.read_bytes(), 0o755)
+
+    # The application and its devices.
+    for module in app:
+        arc = module.arcname
+        file(f"app/{arc[:-3]}.pyc", _pyc(module.path.read_bytes(), f"/app/{arc}"))
+    file("app/main.pyc", _pyc(ctx.main_source.encode(), "/app/main.py"))
+
+    modules = _kernel_modules(root, kernel_version, NET_MODULES if network else ())
+    for ko in modules:
+        file(f"lib/modules/{ko.name}", ko.read_bytes())
+    config = {
+        "name": ctx.plan.name,
+        "modules": [f"/lib/modules/{ko.name}" for ko in modules],
+        "nics": ["eth0"] if network else [],
+        "finit_module": arch.finit_module,
+        "reboot": arch.reboot,
+    }
+    file("etc/mirage.json", json.dumps(config, indent=1).encode())
+    file("init", f"#!/usr/bin/{PY} -IS\n".encode() + init_source.encode(), 0o755)
+    cpio.close()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(buf.getvalue())
+    return Image(
+        kernel=Path(),
+        initrd=out,
+        files=len(made),
+        stdlib_modules=len(stdlib.files),
+        app_modules=len(app),
+        kernel_modules=[ko.name for ko in modules],
+        size=out.stat().st_size,
+        left_out=left_out,
+    )

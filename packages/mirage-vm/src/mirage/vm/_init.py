@@ -1,0 +1,142 @@
+"""PID 1 of a mirage VM image: the only process in the machine.
+
+Copied into the initramfs as ``/init`` (with a shebang naming the image's Python) and
+run by the kernel. It mounts what CPython and the devices need, loads the kernel
+modules listed in ``/etc/mirage.json`` (dependencies first), brings up the loopback
+and, if asked, configures the NIC, then runs the generated ``main`` from ``/app`` with
+the runtime arguments that came on the kernel command line (``MIRAGE_ARGV``, base64
+of a JSON list), prints ``mirage-vm: exit status N`` and powers the machine off.
+
+Standard library only; nothing here runs on the build host.
+"""
+
+import base64
+import ctypes
+import json
+import os
+import socket
+import struct
+import sys
+
+MARKER = "mirage-vm: exit status"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def mount(source: str, target: str, fstype: str) -> None:
+    os.makedirs(target, exist_ok=True)
+    result = _libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
+    if result != 0 and ctypes.get_errno() != 16:  # EBUSY: already mounted
+        _check(result, f"mount {fstype} on {target}")
+
+
+def load_module(path: str, number: int) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        result = _libc.syscall(number, fd, b"", 0)
+        if result != 0 and ctypes.get_errno() != 17:  # EEXIST: built in or loaded
+            _check(result, f"loading {os.path.basename(path)}")
+    finally:
+        os.close(fd)
+
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS = 0x8913, 0x8914
+_SIOCSIFADDR, _SIOCSIFNETMASK, _SIOCADDRT = 0x8916, 0x891C, 0x890B
+_IFF_UP = 0x1
+
+
+def _ifreq(name: str, payload: bytes = b"") -> bytes:
+    return struct.pack("16s", name.encode()) + payload.ljust(24, b"\0")
+
+
+def _sockaddr_in(address: str) -> bytes:
+    return struct.pack("=H2s4s8s", socket.AF_INET, b"\0\0", socket.inet_aton(address), b"")
+
+
+def link_up(name: str) -> None:
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack_from("H", fcntl.ioctl(s, _SIOCGIFFLAGS, _ifreq(name)), 16)[0]
+        fcntl.ioctl(s, _SIOCSIFFLAGS, _ifreq(name, struct.pack("H", flags | _IFF_UP)))
+
+
+def configure_ipv4(name: str, cidr: str, gateway: str | None) -> None:
+    import fcntl
+
+    address, _, prefix = cidr.partition("/")
+    bits = int(prefix or "24")
+    mask = socket.inet_ntoa(struct.pack("!I", (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s, _SIOCSIFADDR, _ifreq(name, _sockaddr_in(address)))
+        fcntl.ioctl(s, _SIOCSIFNETMASK, _ifreq(name, _sockaddr_in(mask)))
+        if gateway:
+            # struct rtentry (native sizes): pad, dst, gateway, genmask, flags
+            # (RTF_UP | RTF_GATEWAY), then fields left zero.
+            route = struct.pack(
+                "@L16s16s16sH",
+                0,
+                _sockaddr_in("0.0.0.0"),
+                _sockaddr_in(gateway),
+                _sockaddr_in("0.0.0.0"),
+                0x0003,
+            ).ljust(120, b"\0")
+            fcntl.ioctl(s, _SIOCADDRT, route)
+
+
+def power_off(number: int) -> None:
+    _libc.sync()
+    # reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_POWER_OFF)
+    _libc.syscall(number, 0xFEE1DEAD, 672274793, 0x4321FEDC, None)
+
+
+def main() -> int:
+    with open("/etc/mirage.json") as f:
+        config = json.load(f)
+    mount("proc", "/proc", "proc")
+    mount("sysfs", "/sys", "sysfs")
+    mount("devtmpfs", "/dev", "devtmpfs")
+    mount("tmpfs", "/tmp", "tmpfs")
+    for module in config.get("modules", []):
+        load_module(module, config["finit_module"])
+    link_up("lo")
+    for nic in config.get("nics", []):
+        if os.path.exists(f"/sys/class/net/{nic}"):
+            link_up(nic)
+    ipv4 = os.environ.get("MIRAGE_IPV4")
+    if ipv4:
+        configure_ipv4("eth0", ipv4, os.environ.get("MIRAGE_GATEWAY"))
+    encoded = os.environ.get("MIRAGE_ARGV", "")
+    argv = json.loads(base64.urlsafe_b64decode(encoded)) if encoded else []
+    sys.path.insert(0, "/app")
+    sys.argv = [config.get("name", "unikernel"), *argv]
+    import main as application  # type: ignore[import-not-found]  # the generated main
+
+    return int(application.main(argv))
+
+
+if __name__ == "__main__":
+    status = 1
+    number = 169
+    try:
+        with open("/etc/mirage.json") as f:
+            number = json.load(f).get("reboot", number)
+        status = main()
+    except SystemExit as exc:
+        code = exc.code
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        print(f"{MARKER} {status}", flush=True)
+        power_off(number)

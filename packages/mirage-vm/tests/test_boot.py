@@ -121,3 +121,30 @@ def test_echo_answers_through_the_guest_kernel(tmp_path: Path) -> None:
         child.terminate()
         child.communicate(timeout=60)
     assert child.returncode == 0
+
+
+def _arm64_packages_known() -> bool:
+    if shutil.which("dpkg") is None:
+        return False
+    out = subprocess.run(
+        ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True, check=False
+    ).stdout
+    return "arm64" in out.split()
+
+
+@pytest.mark.skipif(
+    shutil.which("qemu-system-aarch64") is None,
+    reason="qemu-system-aarch64 is not installed (apt-get install qemu-system-arm)",
+)
+@pytest.mark.skipif(
+    not _arm64_packages_known(),
+    reason="dpkg does not know arm64 (dpkg --add-architecture arm64 && apt-get update)",
+)
+def test_hello_boots_on_aarch64_from_an_x86_64_build(tmp_path: Path) -> None:
+    project = copy_example("hello", tmp_path)
+    assert mirage(project, "configure", "-t", "virtio", "--vm-arch", "aarch64").returncode == 0
+    built = mirage(project, "build", timeout=600)
+    assert built.returncode == 0, built.stderr
+    ran = mirage(project, "run", "--count", "1", "--hello", "hi from arm64", timeout=180)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.splitlines() == ["hi from arm64"]

@@ -45,13 +45,19 @@ def _packages() -> dict[str, dict[str, object]]:
             "deps": [],
             "extras": list(project.get("optional-dependencies", {})),
             "requires": project.get("dependencies", []),
+            "testing": project.get("optional-dependencies", {}).get("testing", []),
         }
-    for info in found.values():
-        names = [
+
+    def names(requirements: object) -> list[str]:
+        return [
             req.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
-            for req in info["requires"]  # type: ignore[attr-defined]
+            for req in requirements  # type: ignore[attr-defined]
         ]
-        info["deps"] = [n for n in names if n in found]
+
+    for info in found.values():
+        info["deps"] = [n for n in names(info["requires"]) if n in found]
+        # In-repo packages the tests need (a package's testing extra): from source too.
+        info["test_deps"] = [n for n in names(info["testing"]) if n in found]
     return found
 
 
@@ -98,7 +104,8 @@ def install_packages(session: nox.Session, names: list[str], *extra: str) -> Non
 for _name, _info in PACKAGES.items():
 
     def _tests(session: nox.Session, name: str = _name) -> None:
-        install_packages(session, [name], *TEST_DEPS, *EXTRA_TEST_DEPS.get(name, ()))
+        test_deps = [str(n) for n in PACKAGES[name]["test_deps"]]  # type: ignore[attr-defined]
+        install_packages(session, [*test_deps, name], *TEST_DEPS, *EXTRA_TEST_DEPS.get(name, ()))
         tests = Path(str(PACKAGES[name]["dir"])) / "tests"
         session.run("python", "-m", "pytest", "-q", str(tests.relative_to(ROOT)), *session.posargs)
 
@@ -163,13 +170,24 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job: configure, build and run the example unikernels on unix."""
+    """The main job: build the example unikernels on unix, then serve the website.
+
+    ``nox -s demo`` serves examples/static-website on http://localhost:8080/ until
+    Ctrl-C; ``nox -s demo -- --check`` fetches its front page once and stops.
+    """
     install_packages(session, list(PACKAGES))
     for example, argv in (("hello", ["--count", "2"]), ("kv", [])):
         directory = ROOT / "examples" / example
         session.run("mirage", "-C", str(directory), "configure", "-t", "unix")
         session.run("mirage", "-C", str(directory), "build")
         session.run("mirage", "-C", str(directory), "run", *argv)
+    website = ROOT / "examples" / "static-website"
+    session.run("mirage", "-C", str(website), "configure", "-t", "unix")
+    session.run("mirage", "-C", str(website), "build")
+    if "--check" in session.posargs:
+        session.run("python", "tools/serve_check.py", str(website / "dist" / "www.pyz"))
+    else:
+        session.run("mirage", "-C", str(website), "run", "--port", "8080")
 
 
 for _name, _info in PACKAGES.items():

@@ -25,7 +25,7 @@ def build(directory: Path, mirage: Mirage, *keys: str) -> Path:
 
 def test_every_example_is_covered() -> None:
     examples = {p.parent.name for p in EXAMPLES.glob("*/config.py")}
-    assert examples <= {"hello", "echo", "kv"}, "add a test for the new example"
+    assert examples <= {"hello", "echo", "kv", "static-website"}, "add a test for the new example"
 
 
 def test_hello(example: Callable[[str], Path], mirage: Mirage) -> None:
@@ -121,3 +121,32 @@ def test_kv_on_unix_reads_the_directory_by_default(
     result = mirage(directory, "run")
     assert result.returncode == 0, result.stderr
     assert "  | added after the build" in result.stdout.splitlines()
+
+
+def test_static_website_serves_its_crunched_site(
+    example: Callable[[str], Path], mirage: Mirage, tmp_path: Path
+) -> None:
+    import urllib.request
+
+    directory = example("static-website")
+    pyz = build(directory, mirage)  # crunch is the example's default
+    shutil.rmtree(directory / "htdocs")  # the artifact carries its files
+    port = _free_port()
+    child = subprocess.Popen(
+        [sys.executable, str(pyz), "--port", str(port), "--ipv4", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line == f"static-website: serving on http://127.0.0.1:{port}/\n"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/html")
+            assert b"<html" in response.read().lower()
+    finally:
+        child.terminate()
+        child.communicate(timeout=30)
+    assert child.returncode == 0

@@ -38,3 +38,12 @@ def test_generic_kv_ro_takes_another_key() -> None:
     node = generic_kv_ro("data", choice=key("data-store"))
     assert isinstance(node.key, KeyRef)
     assert node.key.name == "data-store"
+
+
+def test_generic_kv_ro_with_a_default() -> None:
+    node = generic_kv_ro("site", default="crunch")
+    assert isinstance(node.default, ImplNode) and node.default.name == "crunch"
+    import pytest
+
+    with pytest.raises(ValueError, match="default must be"):
+        generic_kv_ro("site", default="tar")

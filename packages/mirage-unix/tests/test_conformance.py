@@ -15,7 +15,7 @@ from mirage.core.testing import (
 from mirage.core.types import Clock, Console, Flow, Random, Sleep, Stack
 from mirage.unix.console import UnixConsole
 from mirage.unix.random import UnixRandom
-from mirage.unix.stack import SocketStack
+from mirage.unix.stack import SocketFlow, SocketStack
 from mirage.unix.time import UnixClock, UnixSleep
 
 
@@ -72,3 +72,26 @@ class TestSocketFlow(FlowTests):
         client = await stack.tcp.connect("127.0.0.1", port)
         server = await accepted
         return client, server
+
+
+def test_abort_resets_the_connection() -> None:
+    import asyncio
+
+    async def scenario() -> bytes:
+        stack = await SocketStack.connect(ipv4="127.0.0.1")
+        accepted: asyncio.Future[Flow] = asyncio.get_running_loop().create_future()
+
+        async def handler(flow: Flow) -> None:
+            accepted.set_result(flow)
+            await asyncio.sleep(1)
+
+        await stack.tcp.listen(0, handler)
+        client = await stack.tcp.connect("127.0.0.1", stack.tcp.listening_port(0))
+        server = await accepted
+        assert isinstance(server, SocketFlow)
+        server.abort()
+        data = await client.read()
+        await stack.disconnect()
+        return data
+
+    assert asyncio.run(scenario()) == b""

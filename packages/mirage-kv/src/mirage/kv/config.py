@@ -18,12 +18,20 @@ from mirage.core.dsl import Key, KeyRef, MatchNode, if_impl, impl, key, match_im
 __all__ = ["generic_kv_ro"]
 
 
-def generic_kv_ro(root: str, *, choice: Key | KeyRef | None = None) -> MatchNode:
+def generic_kv_ro(
+    root: str, *, choice: Key | KeyRef | None = None, default: str | None = None
+) -> MatchNode:
     """A ``kv_ro`` device over the directory ``root``: ``crunch`` or ``directory`` as
-    the key ``choice`` (by default ``--kv-ro``) says; when it is unset, ``directory``
-    on the unix target and ``crunch`` elsewhere."""
+    the key ``choice`` (by default ``--kv-ro``) says; when it is unset, ``default``
+    if given, else ``directory`` on the unix target and ``crunch`` elsewhere."""
     crunch = impl("crunch", root=root, dist="mirage-kv")
     directory = impl("directory", root=root, dist="mirage-kv")
     cases = {"crunch": crunch, "directory": directory}
-    unset = if_impl(key("target").eq("unix"), directory, crunch)
+    if default is not None and default not in cases:
+        raise ValueError(f"generic_kv_ro: default must be 'crunch' or 'directory', not {default!r}")
+    unset = (
+        cases[default]
+        if default is not None
+        else if_impl(key("target").eq("unix"), directory, crunch)
+    )
     return match_impl(choice if choice is not None else key("kv-ro"), cases, default=unset)

@@ -22,6 +22,7 @@ __all__ = ["SocketFlow", "SocketIp", "SocketStack", "SocketTcp", "SocketUdp"]
 log = logging.getLogger("mirage.unix.stack")
 
 READ_SIZE = 65536
+CLOSE_TIMEOUT = 10.0
 
 
 class SocketFlow:
@@ -73,12 +74,23 @@ class SocketFlow:
                 self._writer.write_eof()
 
     async def close(self) -> None:
+        """Close after the unsent data is out; a peer that stops reading gets
+        ``CLOSE_TIMEOUT`` seconds, then the connection is aborted."""
         if self._closed:
             return
         self._closed = True
         self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self._writer.transport.abort()
+        except (ConnectionError, OSError):
+            pass
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent data and all (the peer sees a reset)."""
+        self._closed = True
+        self._writer.transport.abort()
 
 
 class SocketTcp:

@@ -1,0 +1,177 @@
+"""bench-vm: image size and boot time of the virtio target, beside baselines.
+
+In one run, for examples/hello on x86_64 under QEMU (software emulation):
+
+- our image: initramfs size raw and gzip-compressed (kernel excluded), build time;
+- the same image with the runtime's whole standard library (as bytecode) instead of
+  the traced subset;
+- boot time to the application's first line and to power-off, beside the bare kernel
+  reaching PID 1 (an initramfs whose /init is a static C program that prints a line
+  and powers off) and beside the full-library image.
+
+Goals (issue): under 8 MB compressed without the kernel; first line within 1.5x of
+the bare kernel reaching PID 1. A container image of the same application cannot be
+measured here (no container engine on these machines).
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+RUNS = 3
+
+BARE_INIT = r"""
+#include <fcntl.h>
+#include <sys/reboot.h>
+#include <unistd.h>
+int main(void) {
+    int fd = open("/dev/console", O_WRONLY);
+    write(fd, "bare: pid 1\n", 12);
+    sync();
+    reboot(RB_POWER_OFF);
+    return 0;
+}
+"""
+
+
+def mirage(project: Path, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "mirage.core", "-C", str(project), *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def boot(command: list[str], cwd: Path, first: str) -> tuple[float, float]:
+    """Seconds to the first line containing ``first``, and to QEMU's exit."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    assert child.stdout is not None
+    seen: float | None = None
+    for raw in child.stdout:
+        if seen is None and first.encode() in raw:
+            seen = time.perf_counter() - start
+    child.wait(timeout=120)
+    return (float("nan") if seen is None else seen), time.perf_counter() - start
+
+
+def median_boot(command: list[str], cwd: Path, first: str) -> tuple[float, float]:
+    runs = [boot(command, cwd, first) for _ in range(RUNS)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def bare_initrd(out: Path, work: Path) -> None:
+    from mirage.vm._cpio import CpioWriter
+
+    source = work / "init.c"
+    source.write_text(BARE_INIT)
+    binary = work / "init"
+    subprocess.run(["gcc", "-static", "-Os", "-o", str(binary), str(source)], check=True)
+    with out.open("wb") as f:
+        cpio = CpioWriter(f)
+        cpio.directory("dev")
+        cpio.char_device("dev/console", 5, 1)
+        cpio.file("init", binary.read_bytes(), 0o755)
+        cpio.close()
+
+
+def main() -> int:
+    if shutil.which("qemu-system-x86_64") is None or shutil.which("gcc") is None:
+        print("bench-vm needs qemu-system-x86_64 and gcc")
+        return 1
+    from mirage.vm import _image
+    from mirage.vm._target import qemu_command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        project = work / "hello"
+        shutil.copytree(
+            ROOT / "examples" / "hello", project, ignore=shutil.ignore_patterns("mirage", "dist")
+        )
+        mirage(project, "configure", "-t", "virtio")
+        mirage(project, "build")  # downloads and unpacks once, outside the timing
+        start = time.perf_counter()
+        mirage(project, "build")
+        build_seconds = time.perf_counter() - start
+        dist = project / "dist"
+        ours = (dist / "hello.initrd").read_bytes()
+        kernel_size = (dist / "hello.kernel").stat().st_size
+
+        # The same image with the whole standard library.
+        full = work / "full"
+        shutil.copytree(project, full)
+        original = _image._Stdlib.add
+
+        def add_everything(self: _image._Stdlib, names):  # type: ignore[no-untyped-def]
+            every = []
+            for path in self.lib.rglob("*.py"):
+                rel = path.relative_to(self.lib).with_suffix("")
+                parts = list(rel.parts)
+                if parts[0] in _image._SKIP_STDLIB or "site-packages" in parts or "-" in str(rel):
+                    continue
+                if parts[-1] == "__init__":
+                    parts = parts[:-1]
+                every.append(".".join(parts))
+            every += [p.name.split(".")[0] for p in self.dynload.glob("*.so")]
+            original(self, list(names) + every)
+
+        _image._Stdlib.add = add_everything  # type: ignore[method-assign]
+        from mirage.core._cli import main as cli
+
+        with open("/dev/null", "w") as devnull:
+            saved = sys.stdout, sys.stderr
+            sys.stdout = sys.stderr = devnull
+            try:
+                cli(["-C", str(full), "build"])
+            finally:
+                sys.stdout, sys.stderr = saved
+        _image._Stdlib.add = original  # type: ignore[method-assign]
+        full_image = (full / "dist" / "hello.initrd").read_bytes()
+
+        bare = dist / "bare.initrd"
+        bare_initrd(bare, work)
+
+        command = qemu_command(dist, "hello", ["--count", "1", "--delay-ms", "0"])
+        ours_first, ours_exit = median_boot(command, dist, "Hello World!")
+        full_command = qemu_command(full / "dist", "hello", ["--count", "1"])
+        full_first, full_exit = median_boot(full_command, full / "dist", "Hello World!")
+        bare_command = [c if c != "hello.initrd" else "bare.initrd" for c in command]
+        bare_first, bare_exit = median_boot(bare_command, dist, "bare: pid 1")
+
+    mib = 2**20
+    print(
+        f"kernel (excluded from the goal): {kernel_size / mib:.1f} MiB; build {build_seconds:.1f} s"
+    )
+    for label, data in (("our initramfs", ours), ("whole-stdlib initramfs", full_image)):
+        packed = len(gzip.compress(data, 6))
+        print(f"{label:<24} {len(data) / mib:6.1f} MiB raw  {packed / mib:5.1f} MiB gzip")
+    goal_size = len(gzip.compress(ours, 6)) / mib
+    print(
+        f"size goal: {goal_size:.1f} MiB compressed <= 8 MiB: {'ok' if goal_size <= 8 else 'OVER'}"
+    )
+    print(f"{'boot (median of ' + str(RUNS) + ')':<24} {'first line':>10} {'power-off':>10}")
+    for label, first, end in (
+        ("bare kernel, C /init", bare_first, bare_exit),
+        ("our image", ours_first, ours_exit),
+        ("whole-stdlib image", full_first, full_exit),
+    ):
+        print(f"{label:<24} {first:9.2f}s {end:9.2f}s")
+    ratio = ours_first / bare_first
+    print(f"first line / bare PID 1: {ratio:.2f} (goal <= 1.5): {'ok' if ratio <= 1.5 else 'OVER'}")
+    print(f"whole-stdlib first line / ours: {full_first / ours_first:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

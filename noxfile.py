@@ -65,14 +65,18 @@ PACKAGES = _packages()
 
 
 def _closure(names: list[str]) -> list[str]:
-    """The packages and every in-repo package they depend on, dependencies first."""
+    """The packages and every in-repo package they (or their tests) depend on,
+    dependencies first: pip resolves an editable's extras only against editables
+    named before it."""
     order: list[str] = []
 
     def visit(name: str) -> None:
         if name in order:
             return
-        for dep in PACKAGES[name]["deps"]:  # type: ignore[attr-defined]
+        order.append(name)  # a cycle through test dependencies stops here
+        for dep in [*PACKAGES[name]["deps"], *PACKAGES[name]["test_deps"]]:  # type: ignore[misc]
             visit(dep)
+        order.remove(name)
         order.append(name)
 
     for name in names:

@@ -156,6 +156,13 @@ def test_entry_point_registers_the_virtio_target_and_its_keys() -> None:
     assert ep.dist is not None and ep.dist.name == "mirage-vm"
     registry = load_registry(entrypoints=False, plugins=[("core", _builtin), ("vm", ep.load())])
     assert not registry.failures
-    assert set(registry.targets) == {"virtio"}
+    assert set(registry.targets) == {"virtio", "xen"}
     assert set(registry.keys) == {"net", "target"} | {k.name for k in _plugin.KEYS}
     assert not registry.impls
+
+
+@given(st.binary(max_size=500))
+def test_pvh_note_check_is_total(data: bytes) -> None:
+    from mirage.vm._elf import has_pvh_entry
+
+    assert has_pvh_entry(data) in (True, False)

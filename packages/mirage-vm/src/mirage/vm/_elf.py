@@ -82,3 +82,33 @@ def _needed(data: bytes) -> list[str]:
         stop = data.index(b"\0", table + index)
         names.append(data[table + index : stop].decode())
     return names
+
+
+_PT_NOTE = 4
+XEN_ELFNOTE_PHYS32_ENTRY = 18
+
+
+def has_pvh_entry(data: bytes) -> bool:
+    """Whether an ELF kernel carries Xen's PVH entry note (``XEN_ELFNOTE_PHYS32_ENTRY``)."""
+    try:
+        if data[:4] != b"\x7fELF" or data[4] != 2:
+            return False
+        end = "<" if data[5] == 1 else ">"
+        (phoff,) = struct.unpack_from(end + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36)
+        for i in range(phnum):
+            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(
+                end + "IIQQQQ", data, phoff + i * phentsize
+            )
+            if p_type != _PT_NOTE:
+                continue
+            pos, stop = p_offset, p_offset + p_filesz
+            while pos + 12 <= stop:
+                namesz, descsz, note_type = struct.unpack_from(end + "III", data, pos)
+                name = data[pos + 12 : pos + 12 + namesz].rstrip(b"\0")
+                if name == b"Xen" and note_type == XEN_ELFNOTE_PHYS32_ENTRY:
+                    return True
+                pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+        return False
+    except (struct.error, IndexError, ValueError, OverflowError):
+        return False

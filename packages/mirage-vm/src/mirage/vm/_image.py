@@ -171,6 +171,7 @@ def build_initramfs(
     *,
     network: bool,
     out: Path,
+    console: str | None = None,
 ) -> Image:
     main = ctx.gen_dir.parent / "main.py"
     main.write_text(ctx.main_source)
@@ -302,6 +303,7 @@ def build_initramfs(
         "name": ctx.plan.name,
         "modules": [f"/lib/modules/{ko.name}" for ko in modules],
         "nics": ["eth0"] if network else [],
+        "console": console,
         "finit_module": arch.finit_module,
         "reboot": arch.reboot,
     }

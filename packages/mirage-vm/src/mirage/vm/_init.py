@@ -103,6 +103,13 @@ def main() -> int:
     mount("sysfs", "/sys", "sysfs")
     mount("devtmpfs", "/dev", "devtmpfs")
     mount("tmpfs", "/tmp", "tmpfs")
+    console = config.get("console")
+    if console and os.path.exists(console):
+        # Under Xen the console is hvc0, which the kernel's early /dev/console is not.
+        fd = os.open(console, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(fd, target)
+        os.close(fd)
     for module in config.get("modules", []):
         load_module(module, config["finit_module"])
     link_up("lo")

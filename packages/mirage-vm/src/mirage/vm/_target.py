@@ -27,7 +27,7 @@ from . import _debs
 from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
 from ._image import build_initramfs, find_kernel
 
-__all__ = ["build", "qemu_command", "run"]
+__all__ = ["build", "qemu_command", "run", "stream_console"]
 
 MARKER = "mirage-vm: exit status"
 GUEST_IPV4 = "10.0.2.15/24"  # QEMU's user-mode network
@@ -187,7 +187,13 @@ def _libvirt_xml(dist: Path, name: str, arch: Arch) -> str:
 
 _ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|c)")
 _KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
-_FIRMWARE = ("SeaBIOS (version", "Booting from ROM", "iPXE")
+# Firmware banners, and the lines a Xen PV kernel prints before its console: dropped
+# (as a prefix: the application's first line may follow "Booting from ROM.." at once).
+_FIRMWARE = re.compile(
+    r"^(SeaBIOS \(version[^)]*\)|Booting from ROM\.*|iPXE[^\n]*"
+    r"|mapping kernel into physical memory|about to get started\.\.\.)"
+)
+_XEN_LINE = "(XEN) "
 
 
 def _clean(line: str) -> str:
@@ -197,10 +203,12 @@ def _clean(line: str) -> str:
 def _noise(line: str) -> bool:
     """Firmware banners and routine kernel lines (kept: anything about a panic or an
     oops, which says why a guest died)."""
-    if line.startswith(_FIRMWARE):
+    if _FIRMWARE.match(line):
         return True
+    lowered = line.lower()
+    if line.startswith(_XEN_LINE):
+        return not any(w in lowered for w in ("panic", "crash", "fatal"))
     if _KERNEL_LINE.match(line):
-        lowered = line.lower()
         return not any(w in lowered for w in ("panic", "oops", "bug:", "error", "failed"))
     return False
 
@@ -212,21 +220,25 @@ def run(ctx: ArtifactContext, argv: list[str]) -> int:
         raise MirageError(
             f"{ctx.dist_dir / name}.initrd does not exist", hint="run 'mirage build' first"
         )
-    command = qemu_command(ctx.dist_dir, name, argv)
+    return stream_console(qemu_command(ctx.dist_dir, name, argv), ctx.dist_dir)
+
+
+def stream_console(command: list[str], cwd: Path) -> int:
+    """Run QEMU, show the guest console without firmware and routine kernel (or Xen)
+    lines, and return the exit status ``/init`` reported."""
     if shutil.which(command[0]) is None:
         raise MirageError(
             f"{command[0]} is not installed", hint="apt-get install qemu-system-x86 (or -arm)"
         )
     child = subprocess.Popen(
         command,
-        cwd=ctx.dist_dir,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
     assert child.stdout is not None
     status: int | None = None
-
     stopped: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
@@ -241,8 +253,9 @@ def run(ctx: ArtifactContext, argv: list[str]) -> int:
             if line.startswith(MARKER):
                 status = int(line.split()[-1])
                 continue
+            line = _FIRMWARE.sub("", line)
             if line != text and not line.strip():
-                continue  # only terminal control sequences (the firmware's)
+                continue  # only terminal control sequences or a firmware banner
             if not _noise(line):
                 sys.stdout.write(line)
                 sys.stdout.flush()
@@ -253,7 +266,8 @@ def run(ctx: ArtifactContext, argv: list[str]) -> int:
     if status is None:
         if stopped:
             print(
-                f"mirage: stopped the guest on {signal.Signals(stopped[0]).name}", file=sys.stderr
+                f"mirage: stopped the guest on {signal.Signals(stopped[0]).name}",
+                file=sys.stderr,
             )
             return 0
         print(

@@ -1,0 +1,182 @@
+"""The ``xen`` target (x86_64): a PVH guest image, and boots on the real hypervisor.
+
+The image is the virtio target's initramfs with the kernel as Xen needs it: an
+uncompressed ELF ``vmlinux`` carrying the PVH entry note, taken out of the
+distribution's generic kernel (its bzImage holds an XZ stream; the cloud kernel is
+LZ4, which the standard library cannot read, and has no dom0 support). Beside it go an
+``xl.cfg`` and a libvirt description for a Xen host, and the hypervisor itself.
+
+``mirage run`` boots it under QEMU (software emulation) one of two ways
+(``--xen-boot``): ``hypervisor`` (default) starts Debian's Xen hypervisor with the
+image as its first domain, the only domain there is; ``pvh`` starts the image
+directly as a PVH guest of QEMU, which is quicker.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+import shutil
+import sys
+from pathlib import Path
+
+from mirage.core import MirageError
+from mirage.core.build import ArtifactContext
+
+from . import _debs
+from ._arch import ARCHES, RUNTIME_PACKAGES
+from ._elf import has_pvh_entry
+from ._image import build_initramfs, find_kernel
+from ._target import GUEST_GATEWAY, GUEST_IPV4, _needs_network, stream_console
+
+__all__ = ["build", "extract_vmlinux", "qemu_command", "run"]
+
+XEN_PACKAGE = "xen-hypervisor-4.17-amd64"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+def extract_vmlinux(bzimage: bytes) -> bytes:
+    """The ELF kernel inside an XZ-compressed bzImage."""
+    start = bzimage.find(_XZ_MAGIC)
+    if start < 0:
+        raise MirageError(
+            "the kernel image holds no XZ stream",
+            hint="use an XZ-compressed kernel (Debian's generic one)",
+        )
+    try:
+        vmlinux = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(bzimage[start:])
+    except lzma.LZMAError as exc:
+        raise MirageError(f"the kernel's XZ stream is damaged: {exc}") from None
+    if not has_pvh_entry(vmlinux):
+        raise MirageError(
+            "the kernel has no Xen PVH entry note", hint="use a kernel built with CONFIG_PVH"
+        )
+    return vmlinux
+
+
+def _vmlinux(kernel: Path) -> Path:
+    cached = _debs.cache_dir() / "vmlinux" / f"{kernel.name}.elf"
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_bytes(extract_vmlinux(kernel.read_bytes()))
+        tmp.replace(cached)
+    return cached
+
+
+def build(ctx: ArtifactContext) -> list[Path]:
+    keys = dict(ctx.plan.keys)
+    arch = ARCHES["x86_64"]
+    kernel_package = _debs.kernel_package("amd64", arch.deb)
+    log: list[str] = []
+    debs = _debs.fetch([*RUNTIME_PACKAGES, kernel_package, XEN_PACKAGE], arch.deb, log)
+    for line in log:
+        print(line, file=sys.stderr)
+    root = _debs.unpack(debs)
+    kernel, version = find_kernel(root)
+    hypervisor = sorted((root / "boot").glob("xen-*-amd64.gz"))
+    if not hypervisor:
+        raise MirageError(f"{XEN_PACKAGE} holds no hypervisor image")
+    network = _needs_network(ctx)
+    name = ctx.plan.name
+    dist = ctx.dist_dir
+    dist.mkdir(parents=True, exist_ok=True)
+    image = build_initramfs(
+        ctx,
+        arch,
+        root,
+        version,
+        network=network,
+        out=dist / f"{name}.initrd",
+        console="/dev/hvc0",
+    )
+    shutil.copyfile(_vmlinux(kernel), dist / f"{name}.vmlinux")
+    (dist / f"{name}.xen").write_bytes(gzip.decompress(hypervisor[-1].read_bytes()))
+    memory = int(keys.get("vm-memory") or 256)
+    info = {
+        "network": network,
+        "memory": memory,
+        "boot": keys.get("xen-boot") or "hypervisor",
+    }
+    (dist / f"{name}.xen.json").write_text(json.dumps(info, indent=1))
+    extra = "console=hvc0 quiet panic=-1"
+    vif = "vif = ['bridge=xenbr0']\n" if network else ""
+    (dist / f"{name}.xl.cfg").write_text(
+        f"# Xen guest for the {name} unikernel: xl create {name}.xl.cfg\n"
+        f"name = '{name}'\ntype = 'pvh'\nkernel = '{name}.vmlinux'\n"
+        f"ramdisk = '{name}.initrd'\nextra = '{extra}'\nmemory = {memory}\nvcpus = 1\n"
+        f"on_poweroff = 'destroy'\non_crash = 'preserve'\n{vif}"
+    )
+    (dist / f"{name}.xen.libvirt.xml").write_text(
+        f"<domain type='xen'>\n  <name>{name}</name>\n  <memory unit='MiB'>{memory}</memory>\n"
+        "  <vcpu>1</vcpu>\n  <os>\n    <type arch='x86_64' machine='xenpvh'>xenpvh</type>\n"
+        f"    <kernel>{(dist / f'{name}.vmlinux').resolve()}</kernel>\n"
+        f"    <initrd>{(dist / f'{name}.initrd').resolve()}</initrd>\n"
+        f"    <cmdline>{extra}</cmdline>\n  </os>\n"
+        "  <on_poweroff>destroy</on_poweroff>\n  <devices>\n"
+        "    <console type='pty'><target type='xen' port='0'/></console>\n"
+        + (
+            "    <interface type='bridge'><source bridge='xenbr0'/></interface>\n"
+            if network
+            else ""
+        )
+        + "  </devices>\n</domain>\n"
+    )
+    print(
+        f"image: vmlinux {(dist / f'{name}.vmlinux').stat().st_size / 2**20:.1f} MiB, initrd"
+        f" {image.size / 2**20:.1f} MiB; Xen {hypervisor[-1].name}",
+        file=sys.stderr,
+    )
+    return [dist / f"{name}.vmlinux", image.initrd, dist / f"{name}.xl.cfg"]
+
+
+def qemu_command(dist: Path, name: str, argv: list[str]) -> list[str]:
+    import base64
+
+    info = json.loads((dist / f"{name}.xen.json").read_text())
+    args = []
+    if info["network"]:
+        args += [f"MIRAGE_IPV4={GUEST_IPV4}", f"MIRAGE_GATEWAY={GUEST_GATEWAY}"]
+    if argv:
+        args.append("MIRAGE_ARGV=" + base64.urlsafe_b64encode(json.dumps(argv).encode()).decode())
+    common = ["-accel", "tcg", "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio"]
+    if info["boot"] == "pvh":
+        cmdline = " ".join(["console=ttyS0 quiet panic=-1", *args])
+        return [
+            "qemu-system-x86_64",
+            *common,
+            "-m",
+            str(info["memory"]),
+            "-kernel",
+            f"{name}.vmlinux",
+            "-initrd",
+            f"{name}.initrd",
+            "-append",
+            cmdline,
+        ]
+    # The hypervisor, with our image as its first (and only) domain.
+    cmdline = " ".join(["console=hvc0 quiet panic=-1", *args])
+    return [
+        "qemu-system-x86_64",
+        *common,
+        "-cpu",
+        "qemu64,+svm",
+        "-m",
+        str(info["memory"] + 512),
+        "-kernel",
+        f"{name}.xen",
+        "-append",
+        f"console=com1 com1=115200,8n1 dom0_mem={info['memory']}M noreboot",
+        "-initrd",
+        f"{name}.vmlinux {cmdline},{name}.initrd",
+    ]
+
+
+def run(ctx: ArtifactContext, argv: list[str]) -> int:
+    name = ctx.plan.name
+    if not (ctx.dist_dir / f"{name}.xen.json").exists():
+        raise MirageError(
+            f"{ctx.dist_dir / name}.vmlinux does not exist", hint="run 'mirage build' first"
+        )
+    return stream_console(qemu_command(ctx.dist_dir, name, argv), ctx.dist_dir)

@@ -25,7 +25,8 @@ def build(directory: Path, mirage: Mirage, *keys: str) -> Path:
 
 def test_every_example_is_covered() -> None:
     examples = {p.parent.name for p in EXAMPLES.glob("*/config.py")}
-    assert examples <= {"hello", "echo", "kv", "static-website"}, "add a test for the new example"
+    covered = {"hello", "echo", "echo-tls", "kv", "static-website"}
+    assert examples <= covered, "add a test for the new example"
 
 
 def test_hello(example: Callable[[str], Path], mirage: Mirage) -> None:
@@ -146,6 +147,75 @@ def test_static_website_serves_its_crunched_site(
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/html")
             assert b"<html" in response.read().lower()
+    finally:
+        child.terminate()
+        child.communicate(timeout=30)
+    assert child.returncode == 0
+
+
+def test_echo_tls_serves_tls(
+    example: Callable[[str], Path], mirage: Mirage, tmp_path: Path
+) -> None:
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    directory = example("echo-tls")
+    pyz = build(directory, mirage)
+    port = _free_port()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(pyz),
+            "--port",
+            str(port),
+            "--ipv4",
+            "127.0.0.1",
+            "--tls-cert",
+            str(cert_path),
+            "--tls-key",
+            str(key_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == f"echo: listening on TCP port {port}\n"
+        context = ssl.create_default_context(cafile=str(cert_path))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        with context.wrap_socket(raw, server_hostname="localhost") as conn:
+            assert conn.version() == "TLSv1.3"
+            conn.sendall(b"secret echo")
+            assert conn.recv(100) == b"secret echo"
     finally:
         child.terminate()
         child.communicate(timeout=30)

@@ -13,7 +13,7 @@ def test_unix_entry_point_registers_the_target_and_devices() -> None:
     assert set(registry.impls) == {i.name for i in _plugin.IMPLS}
     assert set(registry.targets) == {"unix"}
     defaults = registry.targets["unix"].value.defaults
-    assert set(defaults) == {"console", "sleep", "clock", "random", "resolver", "stack"}
+    assert set(defaults) == {"console", "sleep", "clock", "random", "resolver", "stack", "network"}
 
 
 def test_every_factory_imports() -> None:

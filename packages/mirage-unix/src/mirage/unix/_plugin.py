@@ -66,6 +66,8 @@ def _unix_target() -> Target:
             "clock": impl("unix_clock"),
             "random": impl("unix_random"),
             "resolver": impl("host_resolver"),
+            # Frames for our own stack (--net direct): a TAP device of the host.
+            "network": impl("tap", dist="mirage-net"),
             "stack": match_impl(
                 key("net"),
                 {"direct": impl("direct_stack", dist="mirage-tcpip")},

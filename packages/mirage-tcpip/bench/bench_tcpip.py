@@ -1,0 +1,353 @@
+"""Benchmarks of mirage-tcpip, each beside a peer or baseline in the same run.
+
+1. Bulk TCP over a TAP device in a throw-away network namespace, our stack against
+   the Linux kernel's TCP (a socket peer), both directions; beside it the kernel
+   against itself over a veth pair (the ceiling of this machine) and, if it is
+   installed and importable, PyTCP. Needs root; skipped with a message otherwise.
+2. Loss recovery on a simulated 100 ms RTT link in virtual time (10 MiB, 32 KiB
+   buffers, the same loss both ways), beside smoltcp's published netsim figures.
+3. Checksum speed: the accelerator in use beside the pure-Python fallback.
+
+Run: ``python bench_tcpip.py`` (``--quick`` for smaller transfers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import hashlib
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+QUICK = "--quick" in sys.argv
+BULK = (8 if QUICK else 64) << 20
+SIM_BYTES = (1 if QUICK else 10) << 20
+PYTCP_BULK = (2 if QUICK else 8) << 20
+
+# smoltcp tests/netsim.rs snapshot (32 KiB buffers, 100 ms RTT), bytes per second.
+SMOLTCP = {0.0: 322_945.0, 0.02: 166_588.0, 0.30: 1_156.0}
+
+
+def ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, 0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+
+
+@contextmanager
+def netns() -> Iterator[str]:
+    name = "mirage-bench-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    original = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+        _setns(target)
+        os.close(target)
+        ip("link", "set", "lo", "up")
+        yield name
+    finally:
+        _setns(original)
+        os.close(original)
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def can_use_netns() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespace and TAP device)"
+    if not os.path.exists("/dev/net/tun") or shutil.which("ip") is None:
+        return "needs /dev/net/tun and iproute2"
+    return None
+
+
+def mbit(nbytes: int, seconds: float) -> float:
+    return nbytes * 8 / seconds / 1e6
+
+
+# --------------------------------------------------------------------------- TAP
+
+
+async def ours_vs_kernel(size: int) -> dict[str, float]:
+    from mirage.net import TapNetwork
+    from mirage.tcpip.stack import DirectStack, TcpFlow
+
+    payload = random.Random(1).randbytes(1 << 20)
+    net = await TapNetwork.connect(name="mbench0")
+    ip("addr", "add", "10.77.0.1/24", "dev", "mbench0")
+    stack = await DirectStack.connect(network=net, ipv4="10.77.0.2/24")
+    results: dict[str, float] = {}
+    try:
+        # ours -> kernel
+        done: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+
+        async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            h = hashlib.sha256()
+            n = 0
+            while data := await reader.read(1 << 20):
+                h.update(data)
+                n += len(data)
+            done.set_result((n, h.hexdigest()))
+            writer.close()
+
+        server = await asyncio.start_server(sink, "10.77.0.1", 5201)
+        flow = await stack.tcp.connect("10.77.0.1", 5201)
+        expect = hashlib.sha256()
+        start = time.perf_counter()
+        sent = 0
+        while sent < size:
+            await flow.write(payload)
+            expect.update(payload)
+            sent += len(payload)
+        await flow.shutdown()
+        n, digest = await done
+        results["send"] = mbit(n, time.perf_counter() - start)
+        assert n == size and digest == expect.hexdigest(), "corrupted transfer"
+        await flow.close()
+        server.close()
+
+        # kernel -> ours
+        got: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def handler(flow: TcpFlow) -> None:
+            n = 0
+            while data := await flow.read():
+                n += len(data)
+            got.set_result(n)
+            await flow.close()
+
+        await stack.tcp.listen(5202, handler)  # type: ignore[arg-type]
+        _, writer = await asyncio.open_connection("10.77.0.2", 5202)
+        start = time.perf_counter()
+        sent = 0
+        while sent < size:
+            writer.write(payload)
+            await writer.drain()
+            sent += len(payload)
+        writer.write_eof()
+        n = await got
+        results["receive"] = mbit(n, time.perf_counter() - start)
+        assert n == size
+        writer.close()
+    finally:
+        await stack.disconnect()
+        await net.disconnect()
+    return results
+
+
+def kernel_vs_kernel(size: int) -> float:
+    """Kernel to kernel over a veth pair (the other end in a second namespace)."""
+    other = "mirage-bench-peer-" + uuid.uuid4().hex[:6]
+    subprocess.run(["ip", "netns", "add", other], check=True)
+    try:
+        ip("link", "add", "mveth0", "type", "veth", "peer", "name", "mveth1")
+        ip("link", "set", "mveth1", "netns", other)
+        ip("addr", "add", "10.78.0.1/24", "dev", "mveth0")
+        ip("link", "set", "mveth0", "up")
+        peer = ["ip", "netns", "exec", other]
+        subprocess.run([*peer, "ip", "addr", "add", "10.78.0.2/24", "dev", "mveth1"], check=True)
+        subprocess.run([*peer, "ip", "link", "set", "mveth1", "up"], check=True)
+        subprocess.run([*peer, "ip", "link", "set", "lo", "up"], check=True)
+        code = (
+            "import socket,sys;s=socket.socket();s.bind(('10.78.0.2',5203));s.listen();"
+            "print('ready',flush=True);c,_=s.accept();n=0\n"
+            "while (d:=c.recv(1<<20)): n+=len(d)\n"
+            "print(n)"
+        )
+        proc = subprocess.Popen(
+            [*peer, sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        time.sleep(0.3)
+        payload = bytes(1 << 20)
+        with socket.create_connection(("10.78.0.2", 5203), timeout=30) as s:
+            start = time.perf_counter()
+            for _ in range(size >> 20):
+                s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            n = int(proc.stdout.readline())
+            elapsed = time.perf_counter() - start
+        proc.wait()
+        return mbit(n, elapsed)
+    finally:
+        subprocess.run(["ip", "netns", "del", other], check=False)
+
+
+PYTCP_PEER = """
+import sys
+from pytcp import TcpIpStack
+from pytcp.lib import socket
+iface, addr, mode = sys.argv[1], sys.argv[2], sys.argv[4]
+port, size = int(sys.argv[3]), int(sys.argv[5])
+stack = TcpIpStack(interface=iface, ip4_address=addr + "/24", mac_address="02:00:00:00:79:02")
+stack.start()
+s = socket.socket(socket.AF_INET4, socket.SOCK_STREAM)
+s.bind((addr, port))
+s.listen()
+print("ready", flush=True)
+c, _ = s.accept()
+n = 0
+if mode == "recv":
+    while d := c.recv():
+        n += len(d)
+else:
+    chunk = bytes(65536)
+    while n < size:
+        n += c.send(chunk[: min(65536, size - n)])
+print(n, flush=True)
+c.close()
+stack.stop()
+"""
+
+
+def pytcp_python() -> str | None:
+    """An interpreter that imports PyTCP: $PYTCP_PYTHON, or this one."""
+    candidate = os.environ.get("PYTCP_PYTHON", sys.executable)
+    probe = subprocess.run([candidate, "-c", "import pytcp"], capture_output=True, check=False)
+    return candidate if probe.returncode == 0 else None
+
+
+def pytcp_vs_kernel(python: str, size: int) -> dict[str, float]:
+    """PyTCP (2.7, threads, its own TAP) against the kernel's TCP, both directions."""
+    results: dict[str, float] = {}
+    for mode, port in (("recv", 5301), ("send", 5302)):
+        name = f"mpytcp{port % 10}"
+        peer = subprocess.Popen(
+            [python, "-O", "-c", PYTCP_PEER, name, "10.79.0.2", str(port), mode, str(size)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert peer.stdout is not None
+        try:
+            for _ in range(100):
+                if os.path.exists(f"/sys/class/net/{name}"):
+                    break
+                time.sleep(0.05)
+            ip("addr", "add", "10.79.0.1/24", "dev", name)
+            ip("link", "set", name, "up")
+            peer.stdout.readline()
+            time.sleep(0.5)  # PyTCP's own ARP/ND start-up
+            with socket.create_connection(("10.79.0.2", port), timeout=15) as s:
+                start = time.perf_counter()
+                if mode == "recv":
+                    payload = bytes(1 << 20)
+                    for _ in range(size >> 20):
+                        s.sendall(payload)
+                    s.shutdown(socket.SHUT_WR)
+                    n = int(peer.stdout.readline())
+                    results["receive"] = mbit(n, time.perf_counter() - start)
+                else:
+                    n = 0
+                    try:
+                        while data := s.recv(1 << 20):
+                            n += len(data)
+                            if n >= size:
+                                break
+                    except TimeoutError:
+                        results["send_stalled_at"] = n
+                    else:
+                        results["send"] = mbit(n, time.perf_counter() - start)
+            if mode == "recv":
+                peer.wait(30)
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait()
+    return results
+
+
+def bench_tap() -> None:
+    print("== bulk TCP over TAP (Linux kernel as the peer) ==")
+    reason = can_use_netns()
+    if reason:
+        print(f"skipped: {reason}")
+        return
+    with netns():
+        ours = asyncio.run(ours_vs_kernel(BULK))
+        kernel = kernel_vs_kernel(BULK)
+    print(f"mirage-tcpip -> kernel : {ours['send']:8.1f} Mbit/s")
+    print(f"kernel -> mirage-tcpip : {ours['receive']:8.1f} Mbit/s")
+    print(f"kernel -> kernel (veth): {kernel:8.1f} Mbit/s (ceiling)")
+    print(
+        f"ratio ours/kernel      : send {ours['send'] / kernel:.3f},"
+        f" receive {ours['receive'] / kernel:.3f}"
+    )
+    python = pytcp_python()
+    if python is None:
+        print("PyTCP: skipped, not importable (pip install pytcp, or set PYTCP_PYTHON)")
+        return
+    with netns():
+        theirs = pytcp_vs_kernel(python, PYTCP_BULK)
+    if "send" in theirs:
+        print(f"PyTCP -> kernel        : {theirs['send']:8.1f} Mbit/s ({PYTCP_BULK >> 20} MiB)")
+        print(f"ratio ours/PyTCP send  : {ours['send'] / theirs['send']:8.1f}x")
+    else:
+        stalled = int(theirs["send_stalled_at"])
+        print(f"PyTCP -> kernel        : stalled after {stalled} bytes (no progress for 15 s)")
+    print(f"kernel -> PyTCP        : {theirs['receive']:8.1f} Mbit/s ({PYTCP_BULK >> 20} MiB)")
+    print(f"ratio ours/PyTCP recv  : {ours['receive'] / theirs['receive']:8.1f}x")
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def bench_loss() -> None:
+    from mirage.net import LinkConfig
+    from mirage.tcpip.sim import transfer
+    from mirage.tcpip.tcp import TcpConfig
+
+    print(f"\n== loss recovery, virtual time: {SIM_BYTES >> 20} MiB, 32 KiB buffers, 100 ms RTT ==")
+    data = random.Random(0).randbytes(SIM_BYTES)
+    cfg = TcpConfig(send_buffer=32768, recv_buffer=32768, max_retries=60, syn_retries=60)
+    print(f"{'loss':>6} {'mirage B/s':>12} {'smoltcp B/s':>12} {'ratio':>7}")
+    for loss in (0.0, 0.001, 0.01, 0.02, 0.05, 0.10, 0.20, 0.30):
+        link = LinkConfig(delay=0.05, loss=loss)
+        r = transfer(data, link=link, back=link, seed=1, config=cfg, time_limit=1e7)
+        rate = len(r.received) / r.finished_at if r.completed else 0.0
+        peer = SMOLTCP.get(loss)
+        ratio = f"{rate / peer:7.2f}" if peer else "       "
+        peer_s = f"{peer:12.0f}" if peer else f"{'-':>12}"
+        print(f"{loss:6.3f} {rate:12.0f} {peer_s} {ratio}")
+
+
+# --------------------------------------------------------------------------- checksum
+
+
+def timeit(fn: Callable[[bytes], Any], data: bytes, rounds: int) -> float:
+    start = time.perf_counter()
+    for _ in range(rounds):
+        fn(data)
+    return (time.perf_counter() - start) / rounds
+
+
+def bench_checksum() -> None:
+    from mirage.tcpip import _checksum_py, checksum
+
+    print("\n== Internet checksum of a 1500-byte packet ==")
+    data = random.Random(2).randbytes(1500)
+    rounds = 20_000
+    py = timeit(_checksum_py.checksum, data, rounds)
+    chosen = timeit(checksum.checksum, data, rounds)
+    print(f"pure Python         : {py * 1e9:8.0f} ns")
+    print(
+        f"in use ({checksum.IMPLEMENTATION:6})     : {chosen * 1e9:8.0f} ns"
+        f" (ratio {py / chosen:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    bench_checksum()
+    bench_loss()
+    bench_tap()

@@ -1,0 +1,1057 @@
+"""One TCP connection as a sans-IO state machine (RFC 9293 with RFC 5961, 6298,
+6582, 7323).
+
+Theory of operation. A :class:`Connection` is made for one 4-tuple, either active
+(``open()`` sends a SYN) or passive (``accept(syn)`` answers a SYN that reached a
+listener). The driver then feeds it every segment of that 4-tuple with
+``receive(segment, now)``, application calls (``send``, ``read``, ``shutdown``,
+``close``, ``abort``) and timer expiries (``handle_timer(now)`` at ``get_timer()``),
+and after each call collects the segments to transmit with ``take_segments()``.
+Nothing here reads a clock or touches a socket.
+
+Sequence numbers are kept unwrapped (Python ints growing from the ISN); incoming
+32-bit numbers are unwrapped relative to the current state, outgoing ones wrapped.
+
+States move as in RFC 9293 figure 5: CLOSED -> SYN_SENT / SYN_RECEIVED ->
+ESTABLISHED -> (FIN_WAIT_1 -> FIN_WAIT_2 | CLOSING -> TIME_WAIT) or (CLOSE_WAIT ->
+LAST_ACK) -> CLOSED, including simultaneous open (SYN_SENT -> SYN_RECEIVED) and
+simultaneous close (FIN_WAIT_1 -> CLOSING). A connection in ``CLOSED`` is finished;
+``error`` says why if it did not end normally.
+
+Sending: a bounded send buffer holds data from SND.UNA on; segments go out while
+the peer's window and the congestion window allow (slow start and congestion
+avoidance with byte counting, CUBIC or NewReno; limited transmit; fast retransmit and
+NewReno recovery with partial ACKs, which with SACK resends each reported hole once
+per recovery), with Nagle's algorithm unless ``nodelay``. The retransmission timer
+follows RFC 6298 (1 s initial, Karn's rule, or RTT samples from timestamps); a zero
+window is probed. Receiving: in-order data goes to a bounded receive buffer whose
+free space is the advertised window; out-of-order data waits in a reassembly map
+within the window and is reported in SACK blocks; ACKs are delayed (every second
+full segment at once, else after ``delayed_ack``) except for out-of-order data and
+FINs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from ._segment import ACK, FIN, PSH, RST, SYN, TcpSegment
+
+__all__ = ["Connection", "State", "TcpConfig"]
+
+MASK = 0xFFFFFFFF
+CUBIC_C = 0.4
+CUBIC_BETA = 0.7
+CUBIC_ALPHA = 3 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA)
+
+
+class State(enum.Enum):
+    CLOSED = "CLOSED"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+
+
+_SYNCHRONIZED = {
+    State.ESTABLISHED,
+    State.FIN_WAIT_1,
+    State.FIN_WAIT_2,
+    State.CLOSE_WAIT,
+    State.CLOSING,
+    State.LAST_ACK,
+    State.TIME_WAIT,
+}
+_RECEIVING = {State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2}
+_SENDING = {State.ESTABLISHED, State.CLOSE_WAIT}
+
+
+@dataclass(frozen=True, slots=True)
+class TcpConfig:
+    mss: int = 1460
+    """Largest segment payload we accept (our MTU minus 40)."""
+    send_buffer: int = 256 * 1024
+    recv_buffer: int = 256 * 1024
+    nodelay: bool = False
+    delayed_ack: float = 0.04
+    rto_initial: float = 1.0
+    rto_min: float = 1.0
+    rto_max: float = 60.0
+    max_retries: int = 12
+    syn_retries: int = 6
+    msl: float = 30.0
+    fin_wait_2_timeout: float = 60.0
+    timestamps: bool = True
+    sack: bool = True
+    """Offer SACK (RFC 2018): report out-of-order data, and use the peer's reports
+    to retransmit every hole once per recovery (RFC 6675 in spirit)."""
+    window_scaling: bool = True
+    initial_window: int = 10
+    congestion: str = "cubic"
+    """``"cubic"`` (RFC 9438, with its Reno-friendly region) or ``"newreno"`` (RFC 5681)."""
+    """Initial congestion window in segments (RFC 6928)."""
+    challenge_acks_per_second: int = 10
+
+
+def unwrap(value: int, reference: int) -> int:
+    """The integer nearest ``reference`` that is ``value`` modulo 2**32."""
+    return reference + ((value - reference + (1 << 31)) & MASK) - (1 << 31)
+
+
+class Connection:
+    def __init__(
+        self,
+        local_port: int,
+        remote_port: int,
+        iss: int,
+        now: float,
+        config: TcpConfig | None = None,
+    ) -> None:
+        self.config = c = config or TcpConfig()
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.state = State.CLOSED
+        self.error: str | None = None
+        self.passive = False
+        # send sequence space
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = iss
+        self.snd_max = iss
+        self.snd_wnd = 0
+        self.max_snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.snd_wscale = 0
+        self._sbuf = bytearray()
+        self._fin_queued = False
+        self._fin_seq: int | None = None
+        self.fin_acked = False
+        # receive sequence space
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_wscale = 0
+        self._rcv_adv = 0
+        self._rbuf = bytearray()
+        self._ooo: dict[int, bytes] = {}
+        self._ooo_fin: int | None = None
+        self.eof = False
+        self.app_closed = False
+        # options
+        self.send_mss = 536
+        self._peer_wscale: int | None = None
+        self.ts_enabled = False
+        self.sack_enabled = False
+        self._sacked: list[tuple[int, int]] = []  # merged, sorted, above SND.UNA
+        self._rexmit_next = 0
+        self._last_ooo: int | None = None
+        self.ts_recent = 0
+        self._ts_offset = iss
+        self._last_ack_sent = 0
+        # congestion control
+        self.cwnd = 0
+        self.ssthresh = 1 << 30
+        self._cwnd_frac = 0
+        self.dupacks = 0
+        self.recover: int | None = None
+        self.in_recovery = False
+        self._limited = 0  # RFC 3042 limited transmit allowance, in bytes
+        # CUBIC state (RFC 9438), in segments and seconds
+        self._w_max = 0.0
+        self._k = 0.0
+        self._epoch: float | None = None
+        self._w_est = 0.0
+        # RTO (RFC 6298)
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = c.rto_initial
+        self._rtt_seq: int | None = None
+        self._rtt_time = 0.0
+        self._rtx_ts: int | None = None
+        self.retries = 0
+        # timers (absolute times or None)
+        self._rto_at: float | None = None
+        self._dack_at: float | None = None
+        self._tw_at: float | None = None
+        self._fw2_at: float | None = None
+        self._persist_at: float | None = None
+        self._persist_backoff = 0
+        self._unacked_segments = 0
+        self._challenge_window = 0.0
+        self._challenges = 0
+        self._out: list[TcpSegment] = []
+        self._now = now
+        self.stats_retransmits = 0
+        self.stats_fast_retransmits = 0
+        self.stats_timeouts = 0
+
+    # ------------------------------------------------------------------ opening
+
+    def _our_wscale(self) -> int:
+        shift = 0
+        while shift < 14 and (self.config.recv_buffer >> shift) > 0xFFFF:
+            shift += 1
+        return shift
+
+    def _syn(self, ack: bool) -> TcpSegment:
+        c = self.config
+        ts = None
+        if c.timestamps and (not ack or self.ts_enabled):
+            ts = (self._ts_now(), self.ts_recent)
+        sack_ok = c.sack and (not ack or self.sack_enabled)
+        wscale = None
+        if c.window_scaling and (not ack or self._peer_wscale is not None):
+            wscale = self._our_wscale()
+        return TcpSegment(
+            self.local_port,
+            self.remote_port,
+            self.iss,
+            self.rcv_nxt if ack else 0,
+            SYN | (ACK if ack else 0),
+            min(c.recv_buffer, 0xFFFF),
+            mss=c.mss,
+            wscale=wscale,
+            sack_permitted=sack_ok,
+            timestamp=ts,
+        )
+
+    def open(self, now: float) -> None:
+        """Active open: send a SYN."""
+        self._now = now
+        self.state = State.SYN_SENT
+        self.snd_nxt = self.snd_max = self.iss + 1
+        self._out.append(self._syn(False))
+        self._rto_at = now + self.rto
+
+    def accept(self, syn: TcpSegment, now: float) -> None:
+        """Passive open from a listener: answer ``syn`` with a SYN-ACK."""
+        self._now = now
+        self.passive = True
+        self._take_syn_options(syn)
+        self.irs = syn.seq
+        self.rcv_nxt = syn.seq + 1
+        self.snd_wnd = syn.window  # never scaled in a SYN
+        self.max_snd_wnd = self.snd_wnd
+        self.state = State.SYN_RECEIVED
+        self._rcv_adv = self.rcv_nxt + min(self.config.recv_buffer, 0xFFFF)
+        self.snd_nxt = self.snd_max = self.iss + 1
+        self._out.append(self._syn(True))
+        self._rto_at = now + self.rto
+
+    @classmethod
+    def from_cookie(
+        cls,
+        local_port: int,
+        remote_port: int,
+        *,
+        iss: int,
+        irs: int,
+        mss: int,
+        now: float,
+        config: TcpConfig | None = None,
+    ) -> Connection:
+        """A connection whose handshake a SYN cookie completed: ESTABLISHED, without
+        window scaling, SACK or timestamps (the cookie SYN-ACK offered none)."""
+        conn = cls(local_port, remote_port, iss, now, config)
+        conn.state = State.ESTABLISHED
+        conn.passive = True
+        conn.snd_una = conn.snd_nxt = conn.snd_max = iss + 1
+        conn.irs = irs
+        conn.rcv_nxt = irs + 1
+        conn._rcv_adv = conn.rcv_nxt + min(conn.config.recv_buffer, 0xFFFF)
+        conn.snd_wl1 = irs
+        conn.send_mss = min(mss, conn.config.mss)
+        conn.cwnd = conn.config.initial_window * conn.send_mss
+        return conn
+
+    def _take_syn_options(self, syn: TcpSegment) -> None:
+        c = self.config
+        self.send_mss = min(syn.mss if syn.mss else 536, c.mss)
+        self._peer_wscale = syn.wscale
+        if c.window_scaling and syn.wscale is not None:
+            self.snd_wscale = syn.wscale
+            self.rcv_wscale = self._our_wscale()
+        else:
+            self.snd_wscale = self.rcv_wscale = 0
+        self.sack_enabled = c.sack and syn.sack_permitted
+        if c.timestamps and syn.timestamp is not None:
+            self.ts_enabled = True
+            self.ts_recent = syn.timestamp[0]
+            self.send_mss -= 12
+        self.cwnd = c.initial_window * self.send_mss
+
+    # ------------------------------------------------------------------ application
+
+    @property
+    def send_space(self) -> int:
+        """How many bytes ``send`` would take now."""
+        if self._fin_queued or self.state not in (_SENDING | {State.SYN_SENT, State.SYN_RECEIVED}):
+            return 0
+        return max(0, self.config.send_buffer - len(self._sbuf))
+
+    @property
+    def readable(self) -> int:
+        return len(self._rbuf)
+
+    @property
+    def unsent(self) -> int:
+        """Bytes in the send buffer, not yet acknowledged (sent or not)."""
+        return len(self._sbuf)
+
+    def send(self, data: bytes, now: float) -> int:
+        """Queue as much of ``data`` as the send buffer takes; returns how much."""
+        self._now = now
+        n = min(len(data), self.send_space)
+        if n:
+            self._sbuf += data[:n]
+            self._output(now)
+        return n
+
+    def read(self, now: float, limit: int = 1 << 30) -> bytes:
+        """Take received data; opening the window may send a window update."""
+        self._now = now
+        if not self._rbuf:
+            return b""
+        before = self._window()
+        data = bytes(self._rbuf[:limit])
+        del self._rbuf[:limit]
+        after = self._window()
+        if (
+            self.state in _RECEIVING
+            and after - before >= min(self.send_mss * 2, self.config.recv_buffer // 2)
+            and before < self.config.recv_buffer // 2
+        ):
+            self._send_ack(now)
+        return data
+
+    def shutdown(self, now: float) -> None:
+        """No more data from us: a FIN follows what is queued."""
+        self._now = now
+        if self._fin_queued:
+            return
+        if self.state in (State.SYN_SENT,) and not self._sbuf:
+            self._enter_closed(None)
+            return
+        if self.state in (State.ESTABLISHED, State.SYN_RECEIVED, State.SYN_SENT):
+            self._fin_queued = True
+            if self.state is not State.SYN_SENT and self.state is not State.SYN_RECEIVED:
+                self.state = State.FIN_WAIT_1
+        elif self.state is State.CLOSE_WAIT:
+            self._fin_queued = True
+            self.state = State.LAST_ACK
+        else:
+            return
+        self._output(now)
+
+    def close(self, now: float) -> None:
+        """Shut down, and read no more: unread or later data resets the connection."""
+        self._now = now
+        self.app_closed = True
+        if self._rbuf and self.state in _SYNCHRONIZED:
+            self.abort(now, "closed with unread data")
+            return
+        self.shutdown(now)
+        if self.state is State.FIN_WAIT_2:
+            self._fw2_at = now + self.config.fin_wait_2_timeout
+
+    def abort(self, now: float, reason: str = "aborted") -> None:
+        self._now = now
+        if self.state in _SYNCHRONIZED | {State.SYN_RECEIVED}:
+            self._out.append(self._segment(RST | ACK, self.snd_nxt))
+        self._enter_closed(reason)
+
+    # ------------------------------------------------------------------ output
+
+    def take_segments(self) -> list[TcpSegment]:
+        out, self._out = self._out, []
+        return out
+
+    def _ts_now(self) -> int:
+        return (int(self._now * 1000) + self._ts_offset) & MASK
+
+    def _window(self) -> int:
+        return max(0, self.config.recv_buffer - len(self._rbuf))
+
+    def _advertised(self) -> int:
+        # Never shrink the window's right edge once advertised (RFC 9293 3.8.6.2.2).
+        wnd = self._window()
+        edge = self.rcv_nxt + wnd
+        if edge < self._rcv_adv:
+            wnd = self._rcv_adv - self.rcv_nxt
+        scaled = min(wnd >> self.rcv_wscale, 0xFFFF)
+        self._rcv_adv = max(self._rcv_adv, self.rcv_nxt + (scaled << self.rcv_wscale))
+        return scaled
+
+    def _segment(self, flags: int, seq: int, payload: bytes = b"") -> TcpSegment:
+        if flags & ACK:
+            self._last_ack_sent = self.rcv_nxt
+            self._dack_at = None
+            self._unacked_segments = 0
+        return TcpSegment(
+            self.local_port,
+            self.remote_port,
+            seq,
+            self.rcv_nxt if flags & ACK else 0,
+            flags,
+            self._advertised() if flags & ACK else 0,
+            payload,
+            timestamp=(self._ts_now(), self.ts_recent) if self.ts_enabled else None,
+            sack=self._sack_blocks() if flags & ACK and self._ooo and self.sack_enabled else (),
+        )
+
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        """Out-of-order ranges held, the most recently received first (RFC 2018 4)."""
+        ranges: list[list[int]] = []
+        for start in sorted(self._ooo):
+            end = start + len(self._ooo[start])
+            if ranges and start <= ranges[-1][1]:
+                ranges[-1][1] = max(ranges[-1][1], end)
+            else:
+                ranges.append([start, end])
+        if self._last_ooo is not None:
+            ranges.sort(key=lambda r: not (r[0] <= self._last_ooo < r[1]))  # type: ignore[operator]
+        limit = 3 if self.ts_enabled else 4
+        return tuple((a & MASK, b & MASK) for a, b in ranges[:limit])
+
+    def _send_ack(self, now: float) -> None:
+        self._out.append(self._segment(ACK, self.snd_nxt))
+
+    def _output(self, now: float, *, force_one: bool = False) -> None:
+        """Send what the windows allow, starting at SND.NXT."""
+        if self.state not in _SYNCHRONIZED or self.state is State.TIME_WAIT:
+            return
+        mss = self.send_mss
+        while True:
+            offset = self.snd_nxt - self.snd_una
+            avail = len(self._sbuf) - offset
+            flight = self.snd_nxt - self.snd_una
+            window = min(self.snd_wnd, self.cwnd + self._limited)
+            usable = window - flight
+            n = min(mss, avail, max(usable, 0))
+            send_fin = (
+                self._fin_queued
+                and self._fin_seq is None
+                and offset + n >= len(self._sbuf)
+                and self.snd_nxt + n == self.snd_una + len(self._sbuf)
+            )
+            if force_one and n <= 0 and avail > 0 and self.snd_wnd == 0:
+                n = 1  # zero-window probe: one byte beyond the window
+                send_fin = False
+            force_one = False
+            if n <= 0 and not send_fin:
+                break
+            if (
+                0 < n < mss
+                and n == avail
+                and flight > 0
+                and not self.config.nodelay
+                and not send_fin
+            ):
+                break  # Nagle: wait for the ACK of what is in flight
+            if 0 < n < mss and n < avail and n < self.max_snd_wnd // 2 and flight > 0:
+                break  # sender-side silly window avoidance
+            payload = bytes(self._sbuf[offset : offset + n])
+            flags = ACK | (PSH if n == avail and n else 0) | (FIN if send_fin else 0)
+            if self.snd_nxt < self.snd_max:
+                self.stats_retransmits += 1
+            self._out.append(self._segment(flags, self.snd_nxt, payload))
+            if self._rtt_seq is None and self.snd_nxt >= self.snd_max and n:
+                self._rtt_seq = self.snd_nxt + n
+                self._rtt_time = now
+            self.snd_nxt += n
+            if send_fin:
+                self._fin_seq = self.snd_nxt
+                self.snd_nxt += 1
+            self.snd_max = max(self.snd_max, self.snd_nxt)
+            if self._rto_at is None:
+                self._rto_at = now + self.rto
+            if send_fin:
+                break
+        if (
+            self.snd_wnd == 0
+            and len(self._sbuf) > self.snd_nxt - self.snd_una
+            and self._rto_at is None
+            and self._persist_at is None
+        ):
+            self._persist_at = now + max(self.rto, 0.2) * (1 << min(self._persist_backoff, 6))
+
+    def _retransmit_head(self, now: float) -> None:
+        n = min(self.send_mss, len(self._sbuf))
+        fin = self._fin_seq is not None and self.snd_una + n == self._fin_seq
+        flags = ACK | (FIN if fin else 0) | (PSH if n else 0)
+        self.stats_retransmits += 1
+        self._rtx_ts = self._ts_now()
+        self._out.append(self._segment(flags, self.snd_una, bytes(self._sbuf[:n])))
+        self._rtt_seq = None  # Karn
+
+    # ------------------------------------------------------------------ timers
+
+    def get_timer(self) -> float | None:
+        times = [
+            t
+            for t in (self._rto_at, self._dack_at, self._tw_at, self._fw2_at, self._persist_at)
+            if t is not None
+        ]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        if self._tw_at is not None and now >= self._tw_at:
+            self._tw_at = None
+            self._enter_closed(None)
+            return
+        if self._fw2_at is not None and now >= self._fw2_at:
+            self._fw2_at = None
+            if self.state is State.FIN_WAIT_2:
+                self._enter_closed(None)
+                return
+        if self._dack_at is not None and now >= self._dack_at:
+            self._send_ack(now)
+        if self._persist_at is not None and now >= self._persist_at:
+            self._persist_at = None
+            self._persist_backoff += 1
+            self._output(now, force_one=True)
+        if self._rto_at is not None and now >= self._rto_at:
+            self._on_rto(now)
+
+    def _on_rto(self, now: float) -> None:
+        self._rto_at = None
+        self.stats_timeouts += 1
+        self.retries += 1
+        limit = (
+            self.config.syn_retries
+            if self.state in (State.SYN_SENT, State.SYN_RECEIVED)
+            else self.config.max_retries
+        )
+        if self.retries > limit:
+            if self.state in _SYNCHRONIZED:
+                self._out.append(self._segment(RST | ACK, self.snd_nxt))
+            self._enter_closed("timed out")
+            return
+        self.rto = min(self.rto * 2, self.config.rto_max)
+        self._rtt_seq = None
+        self._rtx_ts = self._ts_now()
+        if self.state is State.SYN_SENT:
+            self._out.append(self._syn(False))
+            self._rto_at = now + self.rto
+            return
+        if self.state is State.SYN_RECEIVED:
+            self._out.append(self._syn(True))
+            self._rto_at = now + self.rto
+            return
+        flight = self.snd_max - self.snd_una
+        if flight <= 0:
+            return
+        # RFC 5681 (7): ssthresh from the flight, loss window of one segment; go back N.
+        self.ssthresh = self._on_congestion(flight, now)
+        self.cwnd = self.send_mss
+        self.recover = self.snd_max  # RFC 6582: no fast retransmit for old dupacks
+        self.in_recovery = False
+        self.dupacks = 0
+        self._sacked = []
+        self.snd_nxt = self.snd_una
+        if self._fin_seq is not None:
+            self._fin_seq = None
+        self.stats_retransmits += 1
+        before = len(self._out)
+        self._output(now, force_one=self.snd_wnd == 0)
+        if len(self._out) == before:
+            # Nothing fits (zero window): still retransmit the head to probe.
+            self._retransmit_head(now)
+            self.snd_nxt = max(self.snd_nxt, self.snd_una + min(self.send_mss, len(self._sbuf)))
+        if self._rto_at is None:
+            self._rto_at = now + self.rto
+
+    def _rtt_sample(self, rtt: float) -> None:
+        g = 0.001
+        if self.srtt is None:
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = min(
+            max(self.srtt + max(g, 4 * self.rttvar), self.config.rto_min), self.config.rto_max
+        )
+
+    # ------------------------------------------------------------------ input
+
+    def receive(self, seg: TcpSegment, now: float) -> None:
+        self._now = now
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.SYN_SENT:
+            self._receive_syn_sent(seg, now)
+            return
+        if (
+            self.state is State.SYN_RECEIVED
+            and seg.syn
+            and seg.has_ack
+            and seg.seq == self.irs & MASK
+            and self.snd_una < unwrap(seg.ack, self.snd_una) <= self.snd_max
+        ):
+            # Simultaneous open (RFC 9293 figure 7): the peer's SYN-ACK acknowledges
+            # our SYN; take it as the ACK that completes the handshake.
+            seg = replace(seg, flags=seg.flags & ~SYN, seq=(seg.seq + 1) & MASK)
+        seq = unwrap(seg.seq, self.rcv_nxt)
+        ack = unwrap(seg.ack, self.snd_una)
+        # PAWS (RFC 7323 5.3)
+        if (
+            self.ts_enabled
+            and seg.timestamp is not None
+            and not seg.rst
+            and self._older(seg.timestamp[0], self.ts_recent)
+        ):
+            self._send_ack(now)
+            return
+        # 1. sequence number check
+        if not self._acceptable(seq, seg):
+            if not seg.rst:
+                if self.state is State.TIME_WAIT and seg.fin:
+                    self._tw_at = now + 2 * self.config.msl
+                self._send_ack(now)
+            return
+        # 2. RST (RFC 5961 3.2); ignored in TIME-WAIT (RFC 1337: no assassination)
+        if seg.rst and self.state is State.TIME_WAIT:
+            return
+        if seg.rst:
+            if seq == self.rcv_nxt:
+                if self.state is State.SYN_RECEIVED and self.passive:
+                    self._enter_closed(None)
+                else:
+                    self._enter_closed(
+                        "connection reset by peer"
+                        if self.state is not State.SYN_RECEIVED
+                        else "connection refused"
+                    )
+            else:
+                self._challenge_ack(now)
+            return
+        # 3. SYN in a synchronized state (RFC 5961 4.2)
+        if seg.syn:
+            if self.state is State.SYN_RECEIVED and seq == self.irs:
+                self._out.append(self._syn(True))  # retransmitted SYN: answer again
+                return
+            self._challenge_ack(now)
+            return
+        # 4. ACK
+        if not seg.has_ack:
+            return
+        if (
+            self.ts_enabled
+            and seg.timestamp is not None
+            and seq <= self._last_ack_sent < seq + max(seg.seq_len, 1)
+        ):
+            self.ts_recent = seg.timestamp[0]
+        if self.state is State.SYN_RECEIVED:
+            if self.snd_una < ack <= self.snd_max:
+                self.snd_una = self.iss + 1
+                self.state = State.ESTABLISHED if not self._fin_queued else State.FIN_WAIT_1
+                self.snd_wnd = seg.window << self.snd_wscale
+                self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+                self.snd_wl1, self.snd_wl2 = seq, ack
+                self.retries = 0
+                self._rto_at = None
+                self._rtt_seq = None
+            else:
+                self._out.append(TcpSegment(self.local_port, self.remote_port, ack, 0, RST, 0))
+                return
+        if not self._process_ack(seg, seq, ack, now):
+            return
+        if self.state is State.CLOSED:
+            return
+        # 5. data and 6. FIN
+        if seg.payload or seg.fin:
+            if self.state in _RECEIVING:
+                self._receive_data(seq, seg, now)
+            elif seg.fin and self.state is State.TIME_WAIT:
+                self._tw_at = now + 2 * self.config.msl
+                self._send_ack(now)
+            else:
+                self._send_ack(now)
+        self._output(now)
+
+    @staticmethod
+    def _older(ts: int, than: int) -> bool:
+        """``ts`` is before ``than`` in 32-bit timestamp space."""
+        return ts != than and ((than - ts) & MASK) < (1 << 31)
+
+    def _acceptable(self, seq: int, seg: TcpSegment) -> bool:
+        wnd = self._rcv_adv - self.rcv_nxt if self._rcv_adv > self.rcv_nxt else self._window()
+        wnd = max(wnd, 0)
+        length = seg.seq_len
+        if length == 0:
+            if wnd == 0:
+                return seq == self.rcv_nxt
+            return self.rcv_nxt <= seq < self.rcv_nxt + wnd
+        if wnd == 0:
+            # Zero window: still take ACKs and RSTs at RCV.NXT (RFC 9293 3.10.7.4).
+            return seq == self.rcv_nxt
+        end = seq + length - 1
+        return (self.rcv_nxt <= seq < self.rcv_nxt + wnd) or (
+            self.rcv_nxt <= end < self.rcv_nxt + wnd
+        )
+
+    def _challenge_ack(self, now: float) -> None:
+        if now - self._challenge_window >= 1.0:
+            self._challenge_window = now
+            self._challenges = 0
+        if self._challenges < self.config.challenge_acks_per_second:
+            self._challenges += 1
+            self._send_ack(now)
+
+    def _receive_syn_sent(self, seg: TcpSegment, now: float) -> None:
+        ack = unwrap(seg.ack, self.snd_una)
+        if seg.has_ack and (ack <= self.iss or ack > self.snd_max):
+            if not seg.rst:
+                self._out.append(TcpSegment(self.local_port, self.remote_port, seg.ack, 0, RST, 0))
+            return
+        if seg.rst:
+            if seg.has_ack:
+                self._enter_closed("connection refused")
+            return
+        if not seg.syn:
+            return
+        self._take_syn_options(seg)
+        self.irs = seg.seq
+        self.rcv_nxt = seg.seq + 1
+        self._rcv_adv = self.rcv_nxt + min(self.config.recv_buffer, 0xFFFF)
+        if seg.has_ack:
+            self.snd_una = ack
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.max_snd_wnd = self.snd_wnd
+            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+            self.state = State.ESTABLISHED
+            self.retries = 0
+            self._rto_at = None
+            if self._fin_queued:
+                self.state = State.FIN_WAIT_1
+            self._send_ack(now)
+            self._output(now)
+        else:
+            # Simultaneous open (RFC 9293 3.5 figure 7).
+            self.state = State.SYN_RECEIVED
+            self.snd_wnd = seg.window
+            self.max_snd_wnd = self.snd_wnd
+            self._out.append(self._syn(True))
+            self._rto_at = now + self.rto
+
+    def _process_ack(self, seg: TcpSegment, seq: int, ack: int, now: float) -> bool:
+        """RFC 9293 3.10.7.4 step 5 with RFC 5961 5.2; False: drop the segment."""
+        if ack > self.snd_max:
+            self._send_ack(now)
+            return False
+        if ack < self.snd_una - self.max_snd_wnd:
+            self._challenge_ack(now)
+            return False
+        window = seg.window << self.snd_wscale
+        if seg.sack and self.sack_enabled:
+            self._take_sack(seg.sack, ack)
+        if ack > self.snd_una:
+            acked = ack - self.snd_una
+            data_end = self.snd_una + len(self._sbuf)
+            data_acked = min(acked, len(self._sbuf))
+            del self._sbuf[:data_acked]
+            old_una = self.snd_una
+            self.snd_una = ack
+            if self._sacked:
+                self._sacked = [(max(a, ack), b) for a, b in self._sacked if b > ack]
+            self.snd_nxt = max(self.snd_nxt, self.snd_una)
+            if self._fin_queued and ack > data_end:
+                self.fin_acked = True
+            self.retries = 0
+            self._persist_backoff = 0
+            # RTT sample: timestamps (RFC 7323 4.1) or the timed segment (Karn).
+            if self.ts_enabled and seg.timestamp is not None and seg.timestamp[1]:
+                # An echo of a TSval sent before our last retransmission measures
+                # the lost ACK's wait, not the path: skip it.
+                tsecr = seg.timestamp[1]
+                fresh = self._rtx_ts is None or ((tsecr - self._rtx_ts) & MASK) < (1 << 31)
+                rtt = ((self._ts_now() - tsecr) & MASK) / 1000.0
+                if fresh and rtt < 60:
+                    self._rtt_sample(rtt)
+            elif self._rtt_seq is not None and ack >= self._rtt_seq:
+                self._rtt_sample(now - self._rtt_time)
+                self._rtt_seq = None
+            self._limited = 0
+            if self.srtt is not None:
+                # Forward progress ends any backoff (as Linux does; RFC 6298 5.7
+                # would wait for a fresh sample, which loss may long deny).
+                self.rto = min(
+                    max(self.srtt + max(0.001, 4 * self.rttvar), self.config.rto_min),
+                    self.config.rto_max,
+                )
+            self._on_new_ack(old_una, ack, acked, now)
+            self._rto_at = None if self.snd_una >= self.snd_max else now + self.rto
+            self._persist_at = None
+        elif (
+            ack == self.snd_una
+            and not seg.payload
+            and not seg.fin
+            and window == self.snd_wnd
+            and self.snd_max > self.snd_una
+        ):
+            self._on_dupack(now)
+        # window update (RFC 9293 3.10.7.4)
+        if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
+            was_closed = self.snd_wnd == 0
+            opened = window > self.snd_wnd
+            self.snd_wnd = window
+            self.max_snd_wnd = max(self.max_snd_wnd, window)
+            self.snd_wl1, self.snd_wl2 = seq, ack
+            if window == 0 and self.snd_max > self.snd_una and ack == self.snd_una:
+                self.retries = 0  # the peer answers our probes: it is alive
+            if opened:
+                self._persist_at = None
+                if was_closed and self.snd_max > self.snd_una:
+                    # The window reopened with a probe outstanding: resend from
+                    # SND.UNA now rather than after a backed-off timer.
+                    self.snd_nxt = self.snd_una
+                    self._fin_seq = None
+                    self._rto_at = None
+                    self._persist_backoff = 0
+                    if self.srtt is not None:
+                        self.rto = min(
+                            max(self.srtt + max(0.001, 4 * self.rttvar), self.config.rto_min),
+                            self.config.rto_max,
+                        )
+                if window and self.snd_nxt > self.snd_una and self._rto_at is None:
+                    self._rto_at = now + self.rto
+        # state moves on the ACK of our FIN
+        if self.fin_acked:
+            if self.state is State.FIN_WAIT_1:
+                self.state = State.FIN_WAIT_2
+                if self.app_closed:
+                    self._fw2_at = now + self.config.fin_wait_2_timeout
+            elif self.state is State.CLOSING:
+                self._enter_time_wait(now)
+            elif self.state is State.LAST_ACK:
+                self._enter_closed(None)
+                return False
+        return True
+
+    def _take_sack(self, blocks: tuple[tuple[int, int], ...], ack: int) -> None:
+        ranges = list(self._sacked)
+        for left, right in blocks:
+            a, b = unwrap(left, self.snd_una), unwrap(right, self.snd_una)
+            if ack <= a < b <= self.snd_max:  # ignore D-SACKs and nonsense
+                ranges.append((a, b))
+        ranges.sort()
+        merged: list[tuple[int, int]] = []
+        for a, b in ranges:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self._sacked = merged
+
+    def _next_hole(self, start: int) -> tuple[int, int] | None:
+        """The first un-SACKed range at or after ``start`` below the highest SACK."""
+        if not self._sacked:
+            return None
+        pos = max(start, self.snd_una)
+        for a, b in self._sacked:
+            if pos < a:
+                return pos, a
+            pos = max(pos, b)
+        return None
+
+    def _retransmit_hole(self, now: float) -> bool:
+        """Retransmit one segment of the next hole not yet resent in this recovery."""
+        hole = self._next_hole(self._rexmit_next)
+        if hole is None:
+            return False
+        start, end = hole
+        n = min(self.send_mss, end - start, len(self._sbuf) - (start - self.snd_una))
+        if n <= 0:
+            return False
+        off = start - self.snd_una
+        self.stats_retransmits += 1
+        self._rtx_ts = self._ts_now()
+        self._rtt_seq = None
+        self._out.append(self._segment(ACK, start, bytes(self._sbuf[off : off + n])))
+        self._rexmit_next = start + n
+        return True
+
+    def _on_new_ack(self, old_una: int, ack: int, acked: int, now: float) -> None:
+        mss = self.send_mss
+        if self.in_recovery:
+            assert self.recover is not None
+            if ack >= self.recover:
+                # full ACK: leave fast recovery (RFC 6582 3.2 step 3, option 2)
+                self.cwnd = self.ssthresh
+                self.in_recovery = False
+                self.recover = None
+                self.dupacks = 0
+            else:
+                # partial ACK: retransmit the next hole, deflate (step 4)
+                if self._rexmit_next <= self.snd_una or not self._retransmit_hole(now):
+                    self._retransmit_head(now)
+                    self._rexmit_next = self.snd_una + self.send_mss
+                self.cwnd = max(self.cwnd - acked + mss, mss)
+                self._rto_at = now + self.rto
+            return
+        self.dupacks = 0
+        if self.recover is not None and ack >= self.recover:
+            self.recover = None
+        # Appropriate byte counting (RFC 3465): slow start grows by up to 2 SMSS per
+        # ACK, congestion avoidance by one SMSS per window of bytes acknowledged, so
+        # delayed ACKs do not slow either down.
+        if self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, 2 * mss)
+        elif self.config.congestion == "cubic":
+            self._cubic_grow(acked, now)
+        else:
+            self._cwnd_frac += acked
+            if self._cwnd_frac >= self.cwnd:
+                self._cwnd_frac -= self.cwnd
+                self.cwnd += mss
+
+    def _on_congestion(self, flight: int, now: float) -> int:
+        """The new ssthresh after a loss; CUBIC also sets up its next epoch."""
+        mss = self.send_mss
+        if self.config.congestion != "cubic":
+            return max(flight // 2, 2 * mss)
+        segments = max(self.cwnd, flight) / mss
+        if segments < self._w_max:  # fast convergence (RFC 9438 4.7)
+            self._w_max = segments * (1 + CUBIC_BETA) / 2
+        else:
+            self._w_max = segments
+        self._epoch = None
+        return max(int(flight * CUBIC_BETA), 2 * mss)
+
+    def _cubic_grow(self, acked: int, now: float) -> None:
+        mss = self.send_mss
+        cwnd = self.cwnd / mss
+        if self._epoch is None:
+            self._epoch = now
+            self._k = ((self._w_max - cwnd) / CUBIC_C) ** (1 / 3) if self._w_max > cwnd else 0.0
+            self._w_est = cwnd
+        rtt = self.srtt if self.srtt is not None else 0.1
+        t = now - self._epoch
+        target = CUBIC_C * (t + rtt - self._k) ** 3 + self._w_max
+        target = min(max(target, cwnd), 1.5 * cwnd)
+        # the Reno-friendly estimate (RFC 9438 4.3)
+        self._w_est += CUBIC_ALPHA * (acked / mss) / cwnd
+        cubic = cwnd + (target - cwnd) * (acked / mss) / cwnd
+        new = max(self._w_est, cubic)
+        self.cwnd = max(int(new * mss), self.cwnd)
+
+    def _on_dupack(self, now: float) -> None:
+        self.dupacks += 1
+        mss = self.send_mss
+        if self.dupacks < 3 and not self.in_recovery:
+            # RFC 3042: each of the first two dupacks lets one new segment out.
+            self._limited = self.dupacks * mss
+            return
+        self._limited = 0
+        if self.dupacks == 3:
+            if self.recover is not None and self.snd_una < self.recover:
+                return  # RFC 6582 4.1: dupacks of an earlier episode
+            flight = self.snd_max - self.snd_una
+            self.ssthresh = self._on_congestion(flight, now)
+            self.recover = self.snd_max
+            self.in_recovery = True
+            self.stats_fast_retransmits += 1
+            self._retransmit_head(now)
+            self._rexmit_next = self.snd_una + min(mss, len(self._sbuf))
+            self.cwnd = self.ssthresh + 3 * mss
+            self._rto_at = now + self.rto
+        elif self.dupacks > 3 and self.in_recovery:
+            self.cwnd += mss  # inflate: each dupack means a segment left the network
+            if self.sack_enabled and self._retransmit_hole(now):
+                self.cwnd -= mss  # the hole took the slot the dupack opened
+
+    def _receive_data(self, seq: int, seg: TcpSegment, now: float) -> None:
+        payload = seg.payload
+        fin = seg.fin
+        if seq < self.rcv_nxt:
+            cut = self.rcv_nxt - seq
+            payload = payload[cut:]
+            seq = self.rcv_nxt
+        room = self._window()
+        if seq - self.rcv_nxt + len(payload) > room:
+            payload = payload[: max(0, room - (seq - self.rcv_nxt))]
+            fin = False
+        if payload and self.app_closed:
+            self.abort(now, "data arrived after close")
+            return
+        if seq == self.rcv_nxt:
+            self._rbuf += payload
+            self.rcv_nxt += len(payload)
+            gap_filled = False
+            while self._ooo:
+                piece = self._ooo.pop(self.rcv_nxt, None)
+                if piece is None:
+                    # drop pieces now wholly behind RCV.NXT, trim a straddling one
+                    stale = [s for s in self._ooo if s < self.rcv_nxt]
+                    if not stale:
+                        break
+                    for s in stale:
+                        data = self._ooo.pop(s)
+                        if s + len(data) > self.rcv_nxt:
+                            self._ooo[self.rcv_nxt] = data[self.rcv_nxt - s :]
+                    continue
+                self._rbuf += piece
+                self.rcv_nxt += len(piece)
+                gap_filled = True
+            if fin or (self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt):
+                self._on_fin(now)
+                return
+            if gap_filled or payload == b"":
+                self._send_ack(now)
+                return
+            self._unacked_segments += 1
+            if self._unacked_segments >= 2:
+                self._send_ack(now)
+            elif self._dack_at is None:
+                self._dack_at = now + self.config.delayed_ack
+        else:
+            if payload:
+                have = self._ooo.get(seq)
+                if have is None or len(have) < len(payload):
+                    self._ooo[seq] = payload
+                self._last_ooo = seq
+            if fin:
+                self._ooo_fin = seq + len(payload)
+            self._send_ack(now)  # immediate duplicate ACK for fast retransmit
+
+    def _on_fin(self, now: float) -> None:
+        self.rcv_nxt += 1
+        self._ooo.clear()
+        self._ooo_fin = None
+        self.eof = True
+        if self.state is State.ESTABLISHED:
+            self.state = State.CLOSE_WAIT
+        elif self.state is State.FIN_WAIT_1:
+            if self.fin_acked:
+                self._send_ack(now)
+                self._enter_time_wait(now)
+                return
+            self.state = State.CLOSING
+        elif self.state is State.FIN_WAIT_2:
+            self._send_ack(now)
+            self._enter_time_wait(now)
+            return
+        self._send_ack(now)
+
+    def _enter_time_wait(self, now: float) -> None:
+        self.state = State.TIME_WAIT
+        self._rto_at = self._dack_at = self._fw2_at = self._persist_at = None
+        self._tw_at = now + 2 * self.config.msl
+
+    def _enter_closed(self, error: str | None) -> None:
+        self.state = State.CLOSED
+        if error is not None and self.error is None:
+            self.error = error
+        self._rto_at = self._dack_at = self._tw_at = self._fw2_at = self._persist_at = None
+        self._sbuf.clear()
+        self._ooo.clear()
+        if error is not None:
+            self.eof = True

@@ -25,7 +25,7 @@ def build(directory: Path, mirage: Mirage, *keys: str) -> Path:
 
 def test_every_example_is_covered() -> None:
     examples = {p.parent.name for p in EXAMPLES.glob("*/config.py")}
-    covered = {"hello", "echo", "echo-tls", "kv", "static-website"}
+    covered = {"hello", "echo", "echo-tls", "kv", "static-website", "dns-server"}
     assert examples <= covered, "add a test for the new example"
 
 
@@ -220,3 +220,44 @@ def test_echo_tls_serves_tls(
         child.terminate()
         child.communicate(timeout=30)
     assert child.returncode == 0
+
+
+def test_dns_server_answers_from_its_crunched_zones(
+    example: Callable[[str], Path], mirage: Mirage
+) -> None:
+    from mirage.dns import Name, Rcode, make_query, pull_message, push_message
+
+    directory = example("dns-server")
+    assert mirage(directory, "configure", "-t", "unix", "--kv-ro", "crunch").returncode == 0
+    assert mirage(directory, "build").returncode == 0
+    (pyz,) = (directory / "dist").glob("*.pyz")
+    (directory / "zones").rename(directory / "moved")  # the zones are inside the artifact
+    port = _free_port()
+    child = subprocess.Popen(
+        [sys.executable, str(pyz), "--port", str(port), "--ipv4", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "dns-server: loaded example.org. from example.org.zone\n"
+        assert child.stdout.readline() == f"dns-server: answering on UDP and TCP port {port}\n"
+        query = push_message(make_query(Name.from_text("www.example.org."), 1, ident=7))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(10)
+            udp.sendto(query, ("127.0.0.1", port))
+            reply = pull_message(udp.recv(4096))
+        assert reply.id == 7 and reply.aa and reply.rcode == Rcode.NOERROR
+        assert [rr.rdata.to_text() for rr in reply.answer] == ["192.0.2.80"]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as tcp:
+            tcp.sendall(len(query).to_bytes(2, "big") + query)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
+                data += tcp.recv(4096)
+        assert pull_message(data[2:]).answer == reply.answer
+    finally:
+        child.terminate()
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 0
+    assert "stopped by SIGTERM" in err

@@ -1,0 +1,250 @@
+"""The sans-IO authoritative server: query bytes in, response bytes out.
+
+:meth:`Authority.handle` takes one query (a UDP datagram or one TCP frame without
+its length prefix), whether it came over TCP, the client's address and ``now``; it
+returns the response messages to send (several for AXFR, none when the input must be
+dropped). It never raises on input from the network:
+
+- a message whose header is unreadable, or which is itself a response, is dropped;
+- a query that does not decode gets FORMERR with its id (RFC 1035 section 4.1.1);
+- opcodes other than QUERY get NOTIMP, an EDNS version above 0 gets BADVERS
+  (RFC 6891), names in no zone of ours get REFUSED;
+- over UDP the response is cut to the client's EDNS payload size (512 without EDNS)
+  and TC is set when the answer does not fit; AXFR and IXFR are served over TCP only;
+- DNS cookies (RFC 7873/9018) are answered with a server cookie keyed by a secret;
+- a request with a TSIG (RFC 8945) is verified against the configured keys and its
+  answer signed; UPDATE (RFC 2136) is applied only when so signed, else REFUSED;
+- NOTIFY (RFC 1996) for a zone we serve is acknowledged and recorded in
+  :attr:`Authority.notifications` for a secondary's driver.
+
+Encoded responses to identical queries (same bytes after the id, same transport) are
+kept in a bounded cache: zones do not change while served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import replace
+
+from ._consts import Class, Opcode, Rcode, RRType
+from ._errors import DnsDecodeError
+from ._message import (
+    OPT_COOKIE,
+    OPT_EDE,
+    RR,
+    Edns,
+    EdnsOption,
+    Message,
+    make_response,
+    pull_message,
+    push_message,
+)
+from ._name import Name
+from ._tsig import BADTIME, TSIG, TsigError, TsigKey, request_key, sign, verify
+from ._update import apply_update
+from ._zone import Zone
+
+__all__ = ["Authority"]
+
+OUR_PAYLOAD = 1232
+TCP_LIMIT = 65535
+AXFR_CHUNK = 16384
+CACHE_SIZE = 20000
+
+
+class Authority:
+    """Answers queries for a set of zones."""
+
+    def __init__(
+        self,
+        zones: Iterable[Zone],
+        *,
+        cookie_secret: bytes | None = None,
+        tsig_keys: Iterable[TsigKey] = (),
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self.cache_size = cache_size
+        self.zones = {zone.origin.key: zone for zone in zones}
+        self.tsig_keys = {key.name.key: key for key in tsig_keys}
+        self._secret = cookie_secret or os.urandom(16)
+        self._cache: dict[tuple[bytes, bool], bytes] = {}
+        self.notifications: list[tuple[Name, str]] = []
+        """NOTIFYs received for our zones, (origin, client), for a driver to drain."""
+
+    def find_zone(self, name: Name) -> Zone | None:
+        key = name.key
+        for i in range(len(key) + 1):
+            zone = self.zones.get(key[i:])
+            if zone is not None:
+                return zone
+        return None
+
+    def handle(
+        self, data: bytes, *, tcp: bool = False, client: str = "", now: float = 0.0
+    ) -> list[bytes]:
+        if len(data) < 12 or data[2] & 0x80:
+            return []  # no header, or a response: drop (never answer an answer)
+        cache_key = (data[2:], tcp)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return [data[:2] + cached]
+        try:
+            query = pull_message(data)
+        except DnsDecodeError as exc:
+            return [self._formerr(data, exc)]
+        if query.additional and query.additional[-1].rtype == TSIG:
+            return self._signed(data, query, tcp, client, now)
+        if query.opcode == Opcode.UPDATE:  # only signed updates are accepted
+            return [self._simple(query, Rcode.REFUSED, None)]
+        responses, cacheable = self._answer(query, tcp, client, now)
+        if cacheable and len(responses) == 1 and self.cache_size > 0:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[cache_key] = responses[0][2:]
+        return responses
+
+    def _signed(
+        self, data: bytes, query: Message, tcp: bool, client: str, now: float
+    ) -> list[bytes]:
+        """A request with a TSIG: verify it, answer, sign the answer (RFC 8945)."""
+        try:
+            verified = verify(data, self.tsig_keys, now)
+        except DnsDecodeError as exc:
+            return [self._formerr(data, exc)]
+        except TsigError as exc:
+            reply = self._simple(query, exc.rcode, None)
+            key = exc.key or request_key(data)
+            assert key is not None
+            return [sign(reply, key, now, error=exc.error, unsigned=exc.error != BADTIME)]
+        assert verified is not None
+        if query.opcode == Opcode.UPDATE:
+            replies = [self._update(query)]
+        else:
+            replies, _ = self._answer(query, tcp, client, now)
+            if len(replies) != 1:  # multi-message signing (RFC 8945 5.3.1) is not done
+                replies = [self._simple(query, Rcode.REFUSED, None)]
+        return [sign(r, verified.key, now, request_mac=verified.mac) for r in replies]
+
+    def _update(self, query: Message) -> bytes:
+        if len(query.question) != 1 or query.question[0].rtype != RRType.SOA:
+            return self._simple(query, Rcode.FORMERR, None)
+        zone = self.zones.get(query.question[0].name.key)
+        if zone is None:
+            return self._simple(query, Rcode.NOTAUTH, None)
+        rcode, new_zone = apply_update(zone, query)
+        if new_zone is not None:
+            self.replace_zone(new_zone)
+        return self._simple(query, rcode, None)
+
+    def _formerr(self, data: bytes, exc: DnsDecodeError) -> bytes:
+        ident = int.from_bytes(data[:2], "big")
+        flags = int.from_bytes(data[2:4], "big")
+        flags = 0x8000 | (flags & 0x7900) | exc.rcode  # QR, opcode, RD kept
+        return ident.to_bytes(2, "big") + flags.to_bytes(2, "big") + bytes(8)
+
+    def _answer(
+        self, query: Message, tcp: bool, client: str, now: float
+    ) -> tuple[list[bytes], bool]:
+        edns = query.edns
+        limit = TCP_LIMIT if tcp else 512
+        reply_edns: Edns | None = None
+        cacheable = True
+        if edns is not None:
+            if not tcp:
+                limit = max(512, min(edns.payload, 65535))
+            options: tuple[EdnsOption, ...] = ()
+            raw_cookie = edns.option(OPT_COOKIE)
+            if raw_cookie is not None:
+                cacheable = False
+                if edns.cookie is None:
+                    return [self._simple(query, Rcode.FORMERR, None)], False
+                options = (
+                    EdnsOption(
+                        OPT_COOKIE, raw_cookie[:8] + self._cookie(raw_cookie[:8], client, now)
+                    ),
+                )
+            reply_edns = Edns(payload=OUR_PAYLOAD, dnssec_ok=edns.dnssec_ok, options=options)
+            if edns.version > 0:
+                return [self._simple(query, Rcode.BADVERS, reply_edns)], cacheable
+        if query.opcode == Opcode.NOTIFY:
+            return [self._notify(query, client, reply_edns)], False
+        if query.opcode != Opcode.QUERY:
+            return [self._simple(query, Rcode.NOTIMP, reply_edns)], cacheable
+        if len(query.question) != 1:
+            return [self._simple(query, Rcode.FORMERR, reply_edns)], cacheable
+        question = query.question[0]
+        if question.rclass not in (Class.IN, Class.ANY):
+            return [self._simple(query, Rcode.REFUSED, reply_edns)], cacheable
+        zone = self.find_zone(question.name)
+        if zone is None:
+            if reply_edns is not None:  # RFC 8914: Extended DNS Error 20, Not Authoritative
+                ede = EdnsOption(OPT_EDE, (20).to_bytes(2, "big"))
+                reply_edns = replace(reply_edns, options=(*reply_edns.options, ede))
+            return [self._simple(query, Rcode.REFUSED, reply_edns)], cacheable
+        if question.rtype in (RRType.AXFR, RRType.IXFR):
+            if not tcp:
+                if question.rtype == RRType.IXFR:  # RFC 1995 section 2: SOA only over UDP
+                    reply = make_response(query, aa=True, answer=(zone.soa,), edns=reply_edns)
+                    return [push_message(reply, limit)], cacheable
+                return [self._simple(query, Rcode.REFUSED, reply_edns)], cacheable
+            if question.name != zone.origin:
+                return [self._simple(query, Rcode.NOTAUTH, reply_edns)], cacheable
+            return self._axfr(query, zone, reply_edns), False
+        result = zone.lookup(
+            question.name, question.rtype, dnssec_ok=edns is not None and edns.dnssec_ok
+        )
+        reply = make_response(
+            query,
+            aa=result.aa,
+            rcode=result.rcode,
+            answer=result.answer,
+            authority=result.authority,
+            additional=result.additional,
+            edns=reply_edns,
+        )
+        return [push_message(reply, limit)], cacheable
+
+    def _notify(self, query: Message, client: str, edns: Edns | None) -> bytes:
+        """RFC 1996: acknowledge a NOTIFY for a zone we serve and remember it."""
+        if len(query.question) != 1 or query.question[0].rtype != RRType.SOA:
+            return self._simple(query, Rcode.FORMERR, edns)
+        origin = query.question[0].name
+        if origin.key not in self.zones:
+            return self._simple(query, Rcode.NOTAUTH, edns)
+        self.notifications.append((origin, client))
+        return push_message(make_response(query, aa=True, edns=edns))
+
+    def replace_zone(self, zone: Zone) -> None:
+        """Serve ``zone`` instead of the zone with its origin (a secondary's refresh)."""
+        self.zones[zone.origin.key] = zone
+        self._cache.clear()
+
+    def _simple(self, query: Message, rcode: int, edns: Edns | None) -> bytes:
+        return push_message(make_response(query, rcode=rcode, edns=edns))
+
+    def _cookie(self, client_cookie: bytes, client: str, now: float) -> bytes:
+        stamp = int(now).to_bytes(4, "big")
+        head = b"\x01\x00\x00\x00" + stamp
+        digest = hashlib.blake2b(
+            head + client_cookie + client.encode(), key=self._secret, digest_size=8
+        ).digest()
+        return head + digest
+
+    def _axfr(self, query: Message, zone: Zone, edns: Edns | None) -> list[bytes]:
+        records = [*zone.records(), zone.soa]
+        out = []
+        batch: list[RR] = []
+        size = 0
+        for rr in records:
+            batch.append(rr)
+            size += 64 + len(rr.rdata.to_wire())
+            if size > AXFR_CHUNK:
+                out.append(
+                    push_message(make_response(query, aa=True, answer=tuple(batch), edns=edns))
+                )
+                batch, size = [], 0
+        if batch:
+            out.append(push_message(make_response(query, aa=True, answer=tuple(batch), edns=edns)))
+        return out

@@ -1,0 +1,140 @@
+"""mirage-irmin: a Git-compatible, mergeable, versioned store.
+
+- the Git object model and codecs (:class:`Blob`, :class:`Tree`, :class:`Commit`,
+  :class:`Tag`, loose objects, packs and ``.idx`` v2, refs and ``packed-refs``);
+- backends: :class:`MemoryBackend` and :class:`GitBackend` (a repository ``git``
+  reads and writes);
+- :class:`Repo` (trees, commits, history, diff, lowest common ancestors, three-way
+  merge) and :class:`Store` (values at paths on a branch, each write a commit);
+- sync: :func:`fetch`, :func:`push`, :func:`clone`, :func:`pack_for` between
+  backends, :func:`fetch_remote` and :func:`push_remote` with Git servers (pack
+  protocol v0: ``git upload-pack``/``receive-pack`` on a path, ``git daemon``);
+- :class:`IrminKv`, the ``irmin`` ``kv_rw`` device.
+
+Names are loaded on first use, so that loading the plugin imports nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "Backend",
+    "Blob",
+    "Change",
+    "Commit",
+    "Conflict",
+    "CorruptObject",
+    "DecodeError",
+    "GitBackend",
+    "Info",
+    "IrminError",
+    "IrminKv",
+    "MemoryBackend",
+    "MergeConflict",
+    "NotFastForward",
+    "ObjectMissing",
+    "ObjectType",
+    "Pack",
+    "PathError",
+    "PushRejected",
+    "Person",
+    "RefError",
+    "RefLocked",
+    "RefUpdateRejected",
+    "Repo",
+    "Store",
+    "Tag",
+    "TooManyRetries",
+    "Tree",
+    "TreeEntry",
+    "Unmergeable",
+    "Watch",
+    "clone",
+    "fetch",
+    "fetch_remote",
+    "merge",
+    "pack_for",
+    "push",
+    "push_remote",
+]
+
+_WHERE = {
+    "Backend": "_backend",
+    "MemoryBackend": "_backend",
+    "Blob": "_objects",
+    "Commit": "_objects",
+    "ObjectType": "_objects",
+    "Person": "_objects",
+    "Tag": "_objects",
+    "Tree": "_objects",
+    "TreeEntry": "_objects",
+    "Change": "_repo",
+    "Info": "_repo",
+    "Repo": "_repo",
+    "Watch": "_repo",
+    "Conflict": "_errors",
+    "CorruptObject": "_errors",
+    "DecodeError": "_errors",
+    "IrminError": "_errors",
+    "MergeConflict": "_errors",
+    "ObjectMissing": "_errors",
+    "PathError": "_errors",
+    "RefError": "_errors",
+    "RefUpdateRejected": "_errors",
+    "GitBackend": "_git",
+    "RefLocked": "_git",
+    "Pack": "_pack",
+    "Store": "_store",
+    "TooManyRetries": "_store",
+    "Unmergeable": "_merge",
+    "NotFastForward": "_sync",
+    "clone": "_sync",
+    "fetch": "_sync",
+    "pack_for": "_sync",
+    "push": "_sync",
+    "IrminKv": "kv",
+    "fetch_remote": "_remote",
+    "push_remote": "_remote",
+    "PushRejected": "_wire",
+}
+
+if TYPE_CHECKING:
+    from . import _merge as merge
+    from ._backend import Backend, MemoryBackend
+    from ._errors import (
+        Conflict,
+        CorruptObject,
+        DecodeError,
+        IrminError,
+        MergeConflict,
+        ObjectMissing,
+        PathError,
+        RefError,
+        RefUpdateRejected,
+    )
+    from ._git import GitBackend, RefLocked
+    from ._merge import Unmergeable
+    from ._objects import Blob, Commit, ObjectType, Person, Tag, Tree, TreeEntry
+    from ._pack import Pack
+    from ._remote import fetch_remote, push_remote
+    from ._repo import Change, Info, Repo, Watch
+    from ._store import Store, TooManyRetries
+    from ._sync import NotFastForward, clone, fetch, pack_for, push
+    from ._wire import PushRejected
+    from .kv import IrminKv
+
+
+def __getattr__(name: str) -> Any:
+    from importlib import import_module
+
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("mirage-irmin")
+    if name == "merge":
+        return import_module("mirage.irmin._merge")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mirage.irmin' has no attribute {name!r}")
+    return getattr(import_module(f"mirage.irmin.{module}"), name)

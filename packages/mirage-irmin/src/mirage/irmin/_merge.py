@@ -1,0 +1,131 @@
+"""Merge functions for contents, after Irmin's ``Merge`` combinators.
+
+A merge function gets the path and the three versions of a value (``None`` where a
+side has none: added, or deleted) and returns the merged value (``None`` deletes), or
+raises :class:`Unmergeable` with the reason. It is called only when both sides
+changed the value differently; the trivial cases are decided before.
+
+Merges of trees are commutative when the merge function is (swapping ``ours`` and
+``theirs`` gives the same result): :func:`conflict`, :func:`counter`,
+:func:`line_set` and :func:`json_object` are; :func:`ours` and :func:`theirs` are not, by design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = [
+    "MergeFn",
+    "Unmergeable",
+    "conflict",
+    "counter",
+    "json_object",
+    "line_set",
+    "ours",
+    "theirs",
+]
+
+MergeFn = Callable[[str, bytes | None, bytes | None, bytes | None], bytes | None]
+
+
+class Unmergeable(Exception):
+    """Raised by a merge function that cannot merge the three versions."""
+
+
+def conflict(
+    path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None
+) -> bytes | None:
+    """Every concurrent change is a conflict (the default, as ``git merge-tree``)."""
+    if ours is None or theirs is None:
+        raise Unmergeable("changed on one side, deleted on the other")
+    raise Unmergeable("changed on both sides" if base is not None else "added on both sides")
+
+
+def ours(path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """Our version wins."""
+    return ours
+
+
+def theirs(path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """Their version wins."""
+    return theirs
+
+
+def _int(value: bytes | None) -> int:
+    if value is None:
+        return 0
+    try:
+        return int(value.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise Unmergeable(f"not a counter: {value[:32]!r}") from None
+
+
+def counter(
+    path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None
+) -> bytes | None:
+    """Decimal counters: both increments apply (``base + Δours + Δtheirs``)."""
+    if ours is None or theirs is None:
+        raise Unmergeable("counter deleted on one side")
+    b = _int(base)
+    return b"%d" % (b + (_int(ours) - b) + (_int(theirs) - b))
+
+
+def _lines(value: bytes | None) -> set[bytes]:
+    return set(value.splitlines()) if value else set()
+
+
+def line_set(
+    path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None
+) -> bytes | None:
+    """Sets of lines: what either side added is in, what either side removed is out;
+    the result is sorted, one element a line."""
+    b, o, t = _lines(base), _lines(ours), _lines(theirs)
+    merged = (o & t) | (o - b) | (t - b)
+    if ours is None and theirs is None:
+        return None
+    return b"".join(line + b"\n" for line in sorted(merged))
+
+
+_MISSING: object = object()
+
+
+def _merge_json(base: object, ours: object, theirs: object, where: str) -> object:
+    if ours == theirs:
+        return ours
+    if base == ours:
+        return theirs
+    if base == theirs:
+        return ours
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        old = base if isinstance(base, dict) else {}
+        out = {}
+        for k in sorted(ours.keys() | theirs.keys()):
+            value = _merge_json(
+                old.get(k, _MISSING), ours.get(k, _MISSING), theirs.get(k, _MISSING), f"{where}/{k}"
+            )
+            if value is not _MISSING:
+                out[k] = value
+        return out
+    raise Unmergeable(f"JSON value at {where or '/'} changed on both sides")
+
+
+def json_object(
+    path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None
+) -> bytes | None:
+    """JSON documents: objects merged key by key (recursively); any other value
+    changed on both sides is a conflict. The result is written compactly with sorted
+    keys."""
+    import json
+
+    def load(value: bytes | None) -> object:
+        if value is None:
+            return _MISSING
+        try:
+            return json.loads(value)
+        except (ValueError, UnicodeDecodeError):
+            raise Unmergeable(f"not JSON: {value[:32]!r}") from None
+
+    merged = _merge_json(load(base), load(ours), load(theirs), "")
+    if merged is _MISSING:
+        return None
+    return json.dumps(merged, sort_keys=True, separators=(",", ":")).encode()

@@ -1,0 +1,142 @@
+"""Moving history between backends: fetch, push, clone, and packs of history.
+
+Theory of operation: what is missing on the receiving side is found by walking from
+the commits to send and stopping at every object the receiver already holds (a
+commit it holds comes with its whole history, as in Git). The missing objects travel
+as one pack; the receiver then moves its reference by compare-and-set. A push that
+is not a fast-forward is refused unless forced.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from ._backend import Backend
+from ._errors import IrminError
+from ._git import GitBackend
+from ._objects import Blob, ObjectType, Tag, Tree
+from ._pack import write_pack
+from ._repo import Repo
+
+__all__ = ["NotFastForward", "clone", "fetch", "missing_objects", "pack_for", "push"]
+
+
+class NotFastForward(IrminError):
+    """A push whose new head does not descend from the receiver's head."""
+
+
+def missing_objects(
+    src: Backend, heads: Iterable[bytes], has: Backend | set[bytes]
+) -> list[tuple[ObjectType, bytes]]:
+    """The objects reachable from ``heads`` in ``src`` that ``has`` lacks, bases first
+    (blobs and trees before the commits that name them)."""
+    repo = Repo(src)
+    held = has.__contains__ if isinstance(has, set) else has.contains
+    out: list[tuple[ObjectType, bytes]] = []
+    seen: set[bytes] = set()
+
+    def add_tree(oid: bytes) -> None:
+        if oid in seen or held(oid):
+            return
+        seen.add(oid)
+        kind, body = src.read(oid)
+        for e in repo.read_tree(oid).entries:
+            if e.is_tree:
+                add_tree(e.oid)
+            elif e.mode != 0o160000 and e.oid not in seen and not held(e.oid):
+                seen.add(e.oid)
+                out.append(src.read(e.oid))
+        out.append((kind, body))
+
+    commits: list[tuple[ObjectType, bytes]] = []
+    stack = list(heads)
+    while stack:
+        oid = stack.pop()
+        if oid in seen or held(oid):
+            continue
+        seen.add(oid)
+        kind, body = src.read(oid)
+        obj = repo.read_object(oid)
+        if isinstance(obj, Tag):
+            stack.append(obj.object)
+            commits.append((kind, body))
+            continue
+        if isinstance(obj, Tree):
+            seen.discard(oid)
+            add_tree(oid)
+            continue
+        if isinstance(obj, Blob):
+            out.append((kind, body))
+            continue
+        commit = repo.read_commit(oid)
+        add_tree(commit.tree)
+        commits.append((kind, body))
+        stack.extend(commit.parents)
+    return out + commits[::-1]
+
+
+def pack_for(
+    src: Backend, heads: Iterable[bytes], has: Backend | set[bytes] | None = None
+) -> bytes:
+    """A pack (as ``git index-pack`` reads) of what ``has`` lacks to hold ``heads``."""
+    objects = missing_objects(src, heads, set() if has is None else has)
+    pack, _ = write_pack(objects, deltas=True)
+    return pack
+
+
+def fetch(src: Backend, dst: Backend, refs: dict[str, str] | None = None) -> dict[str, bytes]:
+    """Copy ``refs`` (source name to destination name; default every branch to
+    ``refs/remotes/origin/<branch>``) with their history; returns the new values."""
+    if refs is None:
+        refs = {
+            name: "refs/remotes/origin/" + name.removeprefix("refs/heads/")
+            for name in src.list_refs("refs/heads/")
+        }
+    heads = {}
+    for s, d in refs.items():
+        oid = src.get_ref(s)
+        if oid is None:
+            raise IrminError(f"the source has no ref {s!r}")
+        heads[d] = oid
+    dst.write_many(missing_objects(src, heads.values(), dst))
+    for d, oid in heads.items():
+        old = dst.get_ref(d)
+        if old != oid:
+            dst.update_ref(d, old, oid)
+    return heads
+
+
+def push(
+    src: Backend, dst: Backend, branch: str, remote_branch: str | None = None, force: bool = False
+) -> bytes:
+    """Send ``refs/heads/<branch>`` to ``dst`` (as ``remote_branch``): a fast-forward
+    unless ``force``; the pushed head."""
+    name = f"refs/heads/{branch}"
+    target = f"refs/heads/{remote_branch or branch}"
+    new = src.get_ref(name)
+    if new is None:
+        raise IrminError(f"no branch {branch!r} to push")
+    old = dst.get_ref(target)
+    if old is not None and old != new and not force:
+        repo = Repo(src)
+        if not src.contains(old) or not repo.is_ancestor(old, new):
+            raise NotFastForward(f"{target}: {new.hex()} does not descend from {old.hex()}")
+    dst.write_many(missing_objects(src, [new], dst))
+    if old != new:
+        dst.update_ref(target, old, new)
+    return new
+
+
+def clone(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], bare: bool = True
+) -> GitBackend:
+    """A new repository at ``dst`` with every branch and tag of the repository at
+    ``src``, and the same ``HEAD``."""
+    source = GitBackend.open(src)
+    target = GitBackend.init(dst, bare=bare)
+    refs = {n: n for n in source.list_refs("refs/heads/")}
+    refs.update({n: n for n in source.list_refs("refs/tags/")})
+    fetch(source, target, refs)
+    target.set_head(source.head())
+    return target

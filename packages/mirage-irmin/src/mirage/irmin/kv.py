@@ -1,0 +1,230 @@
+"""``irmin``: a ``kv_rw`` device over a branch of a versioned store.
+
+Every write is a commit on the branch (its message names the operation); reads see
+the branch's head. The store is a Git repository on disk (``root``: a bare repository
+or a work tree with a ``.git`` directory, created bare if missing; ``git log`` shows
+the history) or, without a root, in memory. Directories
+emptied by a removal disappear, as in Git. ``last_modified`` is the date of the
+latest commit that changed the key; ``digest`` is the Git object id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from mirage.core.types import (
+    KvAlreadyPresent,
+    KvDictionaryExpected,
+    KvError,
+    KvKind,
+    KvNotFound,
+    KvValueExpected,
+    kv_key,
+)
+
+from ._backend import Backend, MemoryBackend
+from ._errors import PathError
+from ._git import GitBackend
+from ._objects import MODE_FILE, TreeEntry
+from ._repo import Info, Repo, split_path
+from ._store import Store
+
+__all__ = ["IrminKv"]
+
+
+class IrminKv:
+    """A ``kv_rw`` store whose every change is a commit on ``branch``."""
+
+    def __init__(self, store: Store, clock: Callable[[], float], author: str) -> None:
+        self.store = store
+        self._clock = clock
+        self._author = author
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        root: str | None = None,
+        branch: str = "main",
+        contents: Mapping[str, bytes] | None = None,
+        author: str = "mirage",
+        clock: Callable[[], float] = time.time,
+    ) -> IrminKv:
+        """The branch ``branch`` of the repository at ``root`` (in memory if ``None``),
+        first committing ``contents`` (full keys to values) if given."""
+        backend: Backend
+        if root is None:
+            backend = MemoryBackend()
+        elif (Path(root) / ".git").is_dir():
+            backend = GitBackend.open(root)  # a work tree: its .git directory
+        else:
+            backend = GitBackend.init(root, branch=branch)
+        kv = cls(Store(Repo(backend), branch), clock, author)
+        if contents:
+            kv.store.batch(
+                {kv._steps(k): bytes(v) for k, v in contents.items()}, kv._info("initial contents")
+            )
+        return kv
+
+    async def disconnect(self) -> None:
+        return None
+
+    def _info(self, message: str) -> Info:
+        return Info(int(self._clock()), message, self._author, f"{self._author}@localhost")
+
+    def _steps(self, key: str) -> str:
+        key = kv_key(key)
+        try:
+            split_path(key)
+        except PathError as e:
+            raise KvError(key, f"{key!r}: {e.reason}") from None
+        return key
+
+    def _entry(self, key: str) -> TreeEntry | None:
+        key = kv_key(key)
+        try:
+            steps = split_path(key)
+        except PathError:
+            return None
+        return self.store.repo.find_entry(self.store.tree(), steps)
+
+    def _value(self, key: str) -> bytes:
+        e = self._entry(key)
+        if e is None:
+            raise KvNotFound(kv_key(key))
+        if e.is_tree:
+            raise KvValueExpected(kv_key(key))
+        return self.store.repo.read_blob(e.oid)
+
+    # -- kv_ro -------------------------------------------------------------------
+
+    async def exists(self, key: str) -> KvKind | None:
+        e = self._entry(key)
+        return None if e is None else KvKind.DICTIONARY if e.is_tree else KvKind.VALUE
+
+    async def get(self, key: str) -> bytes:
+        return self._value(key)
+
+    async def get_partial(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        return self._value(key)[offset : offset + length]
+
+    async def list(self, key: str) -> list[tuple[str, KvKind]]:
+        e = self._entry(key)
+        if e is None:
+            raise KvNotFound(kv_key(key))
+        if not e.is_tree:
+            raise KvDictionaryExpected(kv_key(key))
+        entries = self.store.repo.read_tree(e.oid).entries
+        return sorted((x.name, KvKind.DICTIONARY if x.is_tree else KvKind.VALUE) for x in entries)
+
+    async def last_modified(self, key: str) -> float:
+        if self._entry(key) is None:
+            raise KvNotFound(kv_key(key))
+        found = self.store.last_modified(kv_key(key), depth=1000)
+        if not found:
+            history = self.store.history(1000)
+            if not history:
+                return 0.0
+            found = history[-1:]
+        return float(self.store.repo.read_commit(found[0]).committer.time)
+
+    async def digest(self, key: str) -> bytes:
+        e = self._entry(key)
+        if e is None:
+            raise KvNotFound(kv_key(key))
+        return e.oid
+
+    async def size(self, key: str) -> int:
+        return len(self._value(key))
+
+    # -- kv_rw -------------------------------------------------------------------
+
+    def _check_parents(self, tree: bytes, steps: tuple[str, ...]) -> None:
+        for i in range(1, len(steps)):
+            e = self.store.repo.find_entry(tree, steps[:i])
+            if e is None:
+                return
+            if not e.is_tree:
+                raise KvDictionaryExpected("/".join(steps[: i + 1]))
+
+    def _write(self, key: str, make: Callable[[bytes | None], bytes], message: str) -> None:
+        key = self._steps(key)
+        steps = split_path(key)
+        if not steps:
+            raise KvValueExpected(key)
+        repo = self.store.repo
+
+        def change(tree: bytes) -> bytes:
+            self._check_parents(tree, steps)
+            e = repo.find_entry(tree, steps)
+            if e is not None and e.is_tree:
+                raise KvValueExpected(key)
+            old = repo.read_blob(e.oid) if e is not None else None
+            blob = repo.write_blob(make(old))
+            mode = e.mode if e is not None else MODE_FILE
+            return repo.update_tree(tree, steps, TreeEntry(mode, steps[-1], blob))
+
+        self.store.update(change, self._info(message))
+
+    async def set(self, key: str, data: bytes) -> None:
+        value = bytes(data)
+        self._write(key, lambda _: value, f"set {kv_key(key)}")
+
+    async def set_partial(self, key: str, offset: int, data: bytes) -> None:
+        if offset < 0:
+            raise ValueError(f"offset must not be negative: {offset}")
+
+        def make(old: bytes | None) -> bytes:
+            current = old or b""
+            return current[:offset].ljust(offset, b"\0") + data + current[offset + len(data) :]
+
+        self._write(key, make, f"set_partial {kv_key(key)}")
+
+    async def remove(self, key: str) -> None:
+        key = kv_key(key)
+        repo = self.store.repo
+
+        def change(tree: bytes) -> bytes:
+            if not key:
+                return repo.empty_tree
+            steps = split_path(key)
+            if repo.find_entry(tree, steps) is None:
+                raise KvNotFound(key)
+            return repo.update_tree(tree, steps, None)
+
+        try:
+            self.store.update(change, self._info(f"remove {key}"))
+        except PathError:
+            raise KvNotFound(key) from None
+
+    async def rename(self, source: str, dest: str) -> None:
+        src, dst = kv_key(source), self._steps(dest)
+        repo = self.store.repo
+
+        def change(tree: bytes) -> bytes:
+            try:
+                src_steps = split_path(src)
+            except PathError:
+                raise KvNotFound(src) from None
+            dst_steps = split_path(dst)
+            e = repo.find_entry(tree, src_steps) if src_steps else None
+            if e is None:
+                raise KvNotFound(src)
+            if src == dst:
+                return tree
+            if dst.startswith(src + "/"):
+                raise KvError(dst, f"cannot move {src!r} below itself")
+            if not dst_steps:
+                raise KvAlreadyPresent(dst)
+            self._check_parents(tree, dst_steps)
+            d = repo.find_entry(tree, dst_steps)
+            if d is not None and (d.is_tree or e.is_tree):
+                raise KvAlreadyPresent(dst)
+            tree = repo.update_tree(tree, src_steps, None)
+            return repo.update_tree(tree, dst_steps, TreeEntry(e.mode, dst_steps[-1], e.oid))
+
+        self.store.update(change, self._info(f"rename {src} to {dst}"))

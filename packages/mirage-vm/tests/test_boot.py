@@ -148,21 +148,3 @@ def test_hello_boots_on_aarch64_from_an_x86_64_build(tmp_path: Path) -> None:
     ran = mirage(project, "run", "--count", "1", "--hello", "hi from arm64", timeout=180)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.splitlines() == ["hi from arm64"]
-
-
-@pytest.mark.parametrize("boot", ["hypervisor", "pvh"])
-def test_hello_on_xen(tmp_path: Path, boot: str) -> None:
-    """On Debian's Xen hypervisor as its first domain, and directly as a PVH guest."""
-    from mirage.vm._elf import has_pvh_entry
-
-    project = copy_example("hello", tmp_path)
-    assert mirage(project, "configure", "-t", "xen", "--xen-boot", boot).returncode == 0
-    built = mirage(project, "build", timeout=600)
-    assert built.returncode == 0, built.stderr
-    dist = project / "dist"
-    assert has_pvh_entry((dist / "hello.vmlinux").read_bytes())
-    xl = (dist / "hello.xl.cfg").read_text()
-    assert "type = 'pvh'" in xl and "kernel = 'hello.vmlinux'" in xl
-    ran = mirage(project, "run", "--count", "2", "--hello", f"hi from xen ({boot})", timeout=240)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert ran.stdout.splitlines() == [f"hi from xen ({boot})"] * 2

@@ -156,7 +156,7 @@ def test_entry_point_registers_the_virtio_target_and_its_keys() -> None:
     assert ep.dist is not None and ep.dist.name == "mirage-vm"
     registry = load_registry(entrypoints=False, plugins=[("core", _builtin), ("vm", ep.load())])
     assert not registry.failures
-    assert set(registry.targets) == {"virtio", "xen"}
+    assert set(registry.targets) == {"virtio"}
     assert set(registry.keys) == {"net", "target"} | {k.name for k in _plugin.KEYS}
     assert not registry.impls
 

@@ -15,13 +15,6 @@ KEYS = (
     Key("vm-memory", "int", 256, "guest memory in MiB"),
     Key("vm-accel", "str", "tcg", "QEMU accelerator: tcg (emulation) or kvm", ("tcg", "kvm")),
     Key("vm-forward", "str", None, "host TCP ports forwarded to the guest: HOST:GUEST,..."),
-    Key(
-        "xen-boot",
-        "str",
-        "hypervisor",
-        "how mirage run boots a xen image under QEMU: on the Xen hypervisor, or directly as PVH",
-        ("hypervisor", "pvh"),
-    ),
 )
 
 
@@ -55,18 +48,6 @@ def mirage_register_keys(registry: Registry) -> None:
         registry.add_key(declaration)
 
 
-def _xen() -> Target:
-    return Target(
-        "xen",
-        builder="mirage.vm._xen:build",
-        runner="mirage.vm._xen:run",
-        defaults=dict(_virtio().defaults),
-        requires=("mirage-core>=0.1,<1", "mirage-unix>=0.1,<1", "mirage-vm>=0.1,<1"),
-        doc="a Xen PVH guest (x86_64): vmlinux with the PVH note, initramfs, xl.cfg",
-    )
-
-
 @hookimpl
 def mirage_register_targets(registry: Registry) -> None:
     registry.add_target(_virtio())
-    registry.add_target(_xen())

@@ -1,6 +1,7 @@
 """The ``xen`` target (x86_64): a PVH guest image, and boots on the real hypervisor.
 
-The image is the virtio target's initramfs with the kernel as Xen needs it: an
+Images are built with mirage-vm (:mod:`mirage.vm.images`). The image is the virtio
+target's initramfs with the kernel as Xen needs it: an
 uncompressed ELF ``vmlinux`` carrying the PVH entry note, taken out of the
 distribution's generic kernel (its bzImage holds an XZ stream; the cloud kernel is
 LZ4, which the standard library cannot read, and has no dom0 support). Beside it go an
@@ -23,12 +24,18 @@ from pathlib import Path
 
 from mirage.core import MirageError
 from mirage.core.build import ArtifactContext
-
-from . import _debs
-from ._arch import ARCHES, RUNTIME_PACKAGES
-from ._elf import has_pvh_entry
-from ._image import build_initramfs, find_kernel
-from ._target import GUEST_GATEWAY, GUEST_IPV4, _needs_network, stream_console
+from mirage.vm import images as _debs
+from mirage.vm.images import (
+    ARCHES,
+    GUEST_GATEWAY,
+    GUEST_IPV4,
+    RUNTIME_PACKAGES,
+    build_initramfs,
+    find_kernel,
+    has_pvh_entry,
+    stream_console,
+)
+from mirage.vm.images import needs_network as _needs_network
 
 __all__ = ["build", "extract_vmlinux", "qemu_command", "run"]
 

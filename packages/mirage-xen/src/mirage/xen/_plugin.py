@@ -1,0 +1,102 @@
+"""mirage-xen's plugin: the PV console and block devices.
+
+Declarations only: factories are import paths, so loading this module imports no
+driver.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mirage.core import Impl, Key, Param, RuntimeArg, Target, hookimpl
+from mirage.core.dsl import impl, key, match_impl
+
+if TYPE_CHECKING:
+    from mirage.core import Registry
+
+REQUIRES = ("mirage-xen>=0.1,<1",)
+
+# Shared by every Xen device (mirage-vchan's too): declared once, identically.
+XEN_ARGS = (
+    RuntimeArg(
+        "xenstore",
+        "path",
+        None,
+        "the xenstore socket (default: $XENSTORED_PATH or /var/run/xenstored/socket)",
+    ),
+    RuntimeArg("xen-sim", "path", None, "the directory of a simulated hypervisor"),
+    RuntimeArg("xen-domid", "int", None, "this domain's id in the simulated hypervisor"),
+)
+
+IMPLS = (
+    Impl(
+        name="xen_console",
+        provides="console",
+        factory="mirage.xen.devices:XenConsole",
+        params=(Param("devid", "int", 0, doc="the console's device number"),),
+        runtime_args=XEN_ARGS,
+        requires=REQUIRES,
+        doc="the Xen PV console (frontend), over the xenbus handshake",
+    ),
+    Impl(
+        name="xen_block",
+        provides="block",
+        factory="mirage.xen.devices:XenBlock",
+        params=(Param("devid", "int", 51712, doc="the virtual disk's number (51712: xvda)"),),
+        runtime_args=XEN_ARGS,
+        requires=REQUIRES,
+        doc="a Xen virtual disk (blkfront), over the xenbus handshake",
+    ),
+)
+
+
+@hookimpl
+def mirage_register_impls(registry: Registry) -> None:
+    for declaration in IMPLS:
+        registry.add_impl(declaration)
+
+
+KEYS = (
+    Key(
+        "xen-boot",
+        "str",
+        "hypervisor",
+        "how mirage run boots a xen image under QEMU: on the Xen hypervisor, or directly as PVH",
+        ("hypervisor", "pvh"),
+    ),
+)
+
+
+def _xen_target() -> Target:
+    # Inside the guest the application is a Linux process on the hvc0 console: the
+    # host-process devices of mirage-unix serve it, as on the virtio target.
+    unix = "mirage-unix"
+    return Target(
+        "xen",
+        builder="mirage.xen.target:build",
+        runner="mirage.xen.target:run",
+        defaults={
+            "console": impl("unix_console", dist=unix),
+            "sleep": impl("unix_sleep", dist=unix),
+            "clock": impl("unix_clock", dist=unix),
+            "random": impl("unix_random", dist=unix),
+            "stack": match_impl(
+                key("net"),
+                {"direct": impl("direct_stack", dist="mirage-tcpip")},
+                default=impl("socket_stack", dist=unix),
+            ),
+        },
+        requires=("mirage-core>=0.1,<1", "mirage-unix>=0.1,<1", *REQUIRES),
+        doc="a Xen PVH guest (x86_64): vmlinux with the PVH note, initramfs, xl.cfg",
+    )
+
+
+@hookimpl
+def mirage_register_keys(registry: Registry) -> None:
+    for declaration in KEYS:
+        registry.add_key(declaration)
+
+
+@hookimpl
+def mirage_register_targets(registry: Registry) -> None:
+    registry.add_target(_xen_target())

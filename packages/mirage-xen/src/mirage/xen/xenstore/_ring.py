@@ -1,0 +1,169 @@
+"""xenstore over a shared page: how domains, not sockets, reach xenstored.
+
+The page is ``struct xenstore_domain_interface`` (``xs_wire.h``): ``req[1024]`` at 0
+(the guest writes requests), ``rsp[1024]`` at 1024 (xenstored writes replies and watch
+events), then ``u32`` ``req_cons``, ``req_prod``, ``rsp_cons``, ``rsp_prod`` at 2048,
+``server_features`` at 2064, ``connection`` at 2068 and ``error`` at 2072. Either end
+signals the event channel after producing or consuming.
+
+The guest shares the page and an unbound port with the xenstore domain; the toolstack
+tells xenstored with INTRODUCE (domain, page, port), and xenstored maps the page and
+binds the port. In the simulated hypervisor the page is named by its grant
+reference. An impossible ring index makes xenstored write ``error = 2``
+(``XENSTORE_ERROR_RINGIDX``) and stop serving the domain, as Xen's does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from mirage.xen._bytering import ByteRing
+from mirage.xen._hypervisor import Domain, Grant, Mapping
+from mirage.xen._wakeup import Wakeup
+from mirage.xen.ring import RingError
+
+__all__ = [
+    "ERROR_RINGIDX",
+    "RingConnection",
+    "RingTransport",
+    "RSP",
+    "REQ",
+    "share_ring",
+]
+
+REQ, RSP, SIZE = 0, 1024, 1024
+REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD = 2048, 2052, 2056, 2060
+SERVER_FEATURES, CONNECTION, ERROR = 2064, 2068, 2072
+ERROR_NONE, ERROR_COMM, ERROR_RINGIDX, ERROR_PROTO = 0, 1, 2, 3
+
+
+def _rings(memory: memoryview) -> tuple[ByteRing, ByteRing]:
+    return (
+        ByteRing(memory, REQ, SIZE, REQ_CONS, REQ_PROD),
+        ByteRing(memory, RSP, SIZE, RSP_CONS, RSP_PROD),
+    )
+
+
+class _RingPipe:
+    """Bytes out through one ring, in through the other, over one port."""
+
+    def __init__(self, rd: ByteRing, wr: ByteRing, wakeup: Wakeup) -> None:
+        self.rd, self.wr, self.wakeup = rd, wr, wakeup
+        self.pending = bytearray()
+        self.closed = False
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def read(self, n: int) -> bytes:
+        while not self.closed:
+            event = self.wakeup.event
+            data = self.rd.read(n)
+            if data:
+                self.wakeup.notify()
+                return data
+            await self.wakeup.wait(event)
+        return b""
+
+    def write(self, data: bytes) -> None:
+        self.pending += data
+        self._push()
+        if self.pending and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    def _push(self) -> None:
+        n = self.wr.write(self.pending)
+        if n:
+            del self.pending[:n]
+            self.wakeup.notify()
+
+    async def _flush(self) -> None:
+        with contextlib.suppress(RingError):
+            while self.pending and not self.closed:
+                event = self.wakeup.event
+                self._push()
+                if self.pending:
+                    await self.wakeup.wait(event)
+
+    async def drain(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            await self._flusher
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self.wakeup.stop()
+
+
+class RingTransport:
+    """The guest's end, shaped like asyncio's stream reader and writer, for
+    :class:`~mirage.xen.xenstore.AsyncClient`."""
+
+    def __init__(self, domain: Domain, grant: Grant, port: int) -> None:
+        self.domain, self.grant, self.port = domain, grant, port
+        req, rsp = _rings(grant.memory)
+        self._pipe = _RingPipe(rsp, req, Wakeup(domain.evtchn, port))
+
+    async def read(self, n: int) -> bytes:
+        try:
+            return await self._pipe.read(n)
+        except RingError as err:
+            raise ConnectionError(f"xenstored broke the ring: {err}") from None
+
+    def write(self, data: bytes) -> None:
+        self._pipe.write(data)
+
+    async def drain(self) -> None:
+        await self._pipe.drain()
+
+    def close(self) -> None:
+        self._pipe.closed = True
+
+    async def wait_closed(self) -> None:
+        await self._pipe.stop()
+        self.domain.evtchn.unbind(self.port)
+        self.domain.gnttab.end_access(self.grant)
+
+
+def share_ring(domain: Domain, xenstore_domid: int) -> tuple[Grant, int]:
+    """The guest's part of the setup: a zeroed page and an unbound port for xenstored.
+    The toolstack then introduces the domain with the page's reference and the port."""
+    grant = domain.gnttab.share(xenstore_domid, 1)
+    port = domain.evtchn.bind_unbound_port(xenstore_domid)
+    return grant, port
+
+
+class RingConnection:
+    """xenstored's end of one domain's ring."""
+
+    def __init__(self, domain: Domain, domid: int, ref: int, remote_port: int) -> None:
+        self.domid = domid
+        self.domain = domain
+        self.mapping: Mapping = domain.gnttab.map(domid, [ref])
+        self.port = domain.evtchn.bind_interdomain(domid, remote_port)
+        req, rsp = _rings(self.mapping.memory)
+        self._pipe = _RingPipe(req, rsp, Wakeup(domain.evtchn, self.port))
+
+    async def read(self) -> bytes:
+        """The next request bytes; ``b""`` once the connection is stopped. A broken
+        ring index sets the page's error field and raises :class:`RingError`."""
+        try:
+            return await self._pipe.read(SIZE)
+        except RingError:
+            self.mapping.memory[ERROR : ERROR + 4] = ERROR_RINGIDX.to_bytes(4, "little")
+            raise
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._pipe.write(data)
+        except RingError:
+            self.mapping.memory[ERROR : ERROR + 4] = ERROR_RINGIDX.to_bytes(4, "little")
+
+    def is_closing(self) -> bool:
+        return self._pipe.closed
+
+    async def stop(self) -> None:
+        await self._pipe.stop()
+        with contextlib.suppress(Exception):
+            self.domain.evtchn.unbind(self.port)
+        self.domain.gnttab.unmap(self.mapping)

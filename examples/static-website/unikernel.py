@@ -1,16 +1,34 @@
-"""The static-website unikernel: every file of the store over HTTP/1.1."""
+"""The static-website unikernel: every file of the store over HTTP/1.1 (and HTTP/2),
+and over HTTPS as well when it is given a certificate."""
 
 import asyncio
+from pathlib import Path
 
 from mirage.core.types import Console, KvRo, Stack
-from mirage.http import StaticFiles, serve
+from mirage.http import ServerConfig, StaticFiles, serve, tls_server_config
 
 
-async def start(stack: Stack, console: Console, htdocs: KvRo, port: int) -> None:
-    await serve(stack, port, StaticFiles(htdocs, index=("index.html",)))
+async def start(
+    stack: Stack,
+    console: Console,
+    htdocs: KvRo,
+    port: int,
+    *,
+    tls_port: int = 8443,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> None:
+    site = StaticFiles(htdocs, index=("index.html",))
+    await serve(stack, port, site)
     ips = stack.ip.configured_ips()
     host = ips[0] if ips and ips[0] not in ("0.0.0.0", "::") else "localhost"
     if ":" in host:
         host = f"[{host}]"
     await console.log(f"static-website: serving on http://{host}:{port}/")
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise SystemExit("static-website: HTTPS needs both --tls-cert and --tls-key")
+        tls = tls_server_config(Path(tls_cert).read_bytes(), Path(tls_key).read_bytes())
+        await serve(stack, tls_port, site, ServerConfig(tls=tls))
+        await console.log(f"static-website: serving on https://{host}:{tls_port}/")
     await asyncio.Event().wait()  # serve until stopped

@@ -160,8 +160,8 @@ def test_timeout(uvicorn: int) -> None:
         async with client:
             with pytest.raises(ClientError, match="timed out"):
                 await client.get(f"{base}/slow", timeout=0.2)
-            with pytest.raises(ClientError, match="only http"):
-                await client.get("https://127.0.0.1/")
+            with pytest.raises(ClientError, match="only http:// and https://"):
+                await client.get("ftp://127.0.0.1/")
 
     run(go())
 

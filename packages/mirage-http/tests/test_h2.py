@@ -1,4 +1,5 @@
-"""HTTP/2 by prior knowledge (h2c) through the same server, against curl and h2load."""
+"""HTTP/2 on cleartext (h2c by prior knowledge and by ``Upgrade: h2c``) through the
+same server, against curl and h2load."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import StartServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mirage.http import Request, Response
 
@@ -108,3 +111,76 @@ def test_garbage_after_the_preface_closes_only_that_connection(start_server: Sta
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         assert s.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed (apt-get install curl)")
+def test_curl_upgrade_h2c(start_server: StartServer) -> None:
+    # curl --http2 on an http:// URL asks for "Upgrade: h2c"; the first response
+    # comes on stream 1 after 101, the connection then goes on in HTTP/2.
+    assert CURL is not None
+    port, _ = start_server(handler)
+    url = f"http://127.0.0.1:{port}/up"
+    out = subprocess.run(
+        [CURL, "-sS", "-i", "--http2", url, url + "2"], capture_output=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert text.startswith("HTTP/1.1 101 Switching Protocols")
+    assert f"GET /up 2 0 host=127.0.0.1:{port}\n" in text
+    assert f"GET /up2 2 0 host=127.0.0.1:{port}\n" in text
+    assert text.count("HTTP/2 200") == 2
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while data := s.recv(65536):
+            out += data
+        return out
+
+
+def test_upgrade_h2c_is_ignored_when_it_cannot_apply(start_server: StartServer) -> None:
+    port, _ = start_server(handler)
+    upgrade = b"connection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\n"
+    # a body: the request is answered in HTTP/1.1
+    reply = _raw(
+        port,
+        b"POST /b HTTP/1.1\r\nhost: x\r\n" + upgrade + b"http2-settings: AAMAAABkAAQAAP__\r\n"
+        b"content-length: 3\r\nconnection: close\r\n\r\nabc",
+    )
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"POST /b 1.1 3 host=x\n")
+    # a malformed HTTP2-Settings value, or none: HTTP/1.1 as well
+    for field in (b"http2-settings: !!!\r\n", b""):
+        reply = _raw(port, b"GET /s HTTP/1.1\r\nhost: x\r\n" + upgrade + field + b"\r\n")
+        assert reply.startswith(b"HTTP/1.1 200"), reply
+
+
+def test_upgrade_with_settings_h2_refuses_stays_http1(start_server: StartServer) -> None:
+    # Well-formed base64url, but ENABLE_PUSH=2 is not a valid setting: HTTP/1.1.
+    import base64
+
+    bad = base64.urlsafe_b64encode(b"\x00\x02\x00\x00\x00\x02").rstrip(b"=")
+    port, _ = start_server(handler)
+    reply = _raw(
+        port,
+        b"GET /v HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\n"
+        b"upgrade: h2c\r\nhttp2-settings: " + bad + b"\r\n\r\n",
+    )
+    assert reply.startswith(b"HTTP/1.1 200"), reply
+
+
+header = st.tuples(
+    st.sampled_from([b"upgrade", b"connection", b"http2-settings", b"content-length", b"x"]),
+    st.binary(max_size=30),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(header, max_size=6))
+def test_h2c_upgrade_is_total(headers: list[tuple[bytes, bytes]]) -> None:
+    from mirage.http._h2 import h2c_upgrade
+
+    value = h2c_upgrade(headers)
+    assert value is None or isinstance(value, bytes)

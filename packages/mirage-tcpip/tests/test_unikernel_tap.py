@@ -1,10 +1,13 @@
 """End to end: a unikernel configured with the direct stack over a TAP device is
 built into a zipapp with the unix target, run inside a throw-away network namespace,
-and echoes what the Linux kernel sends it over TCP."""
+and echoes what the Linux kernel sends it over TCP: once with a static address, once
+with ``--dhcp --ipv6`` against dnsmasq (DHCP lease, router advertisement, SLAAC)."""
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import shutil
 import socket
 import subprocess
 import sys
@@ -77,3 +80,88 @@ def test_echo_unikernel_over_tap(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+@pytest.mark.skipif(_skip is not None, reason=_skip or "")
+@pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="needs dnsmasq (dnsmasq-base)")
+@pytest.mark.skipif(shutil.which("ping") is None, reason="needs ping (iputils-ping)")
+def test_echo_unikernel_with_dhcp_and_ipv6(tmp_path: Path) -> None:
+    """The same unikernel run with ``--dhcp --ipv6``: dnsmasq leases it its address
+    and advertises an IPv6 prefix; the kernel reaches it over both."""
+    (tmp_path / "config.py").write_text(CONFIG)
+    (tmp_path / "unikernel.py").write_text(textwrap.dedent(UNIKERNEL))
+    mirage = [sys.executable, "-m", "mirage.core", "-C", str(tmp_path)]
+    subprocess.run([*mirage, "configure", "-t", "unix"], check=True, capture_output=True)
+    subprocess.run([*mirage, "build"], check=True, capture_output=True)
+    (artifact,) = (tmp_path / "dist").glob("*.pyz")
+    with inside_netns():
+        with open("/proc/sys/net/ipv6/conf/default/accept_dad", "w") as f:
+            f.write("0")
+        # A persistent TAP that the unikernel attaches to, with dnsmasq already on it.
+        ip("tuntap", "add", "mtap1", "mode", "tap")
+        ip("addr", "add", "10.9.1.1/24", "dev", "mtap1")
+        ip("-6", "addr", "add", "fd00:10::1/64", "dev", "mtap1", "nodad")
+        ip("link", "set", "mtap1", "up")
+        server = subprocess.Popen(
+            [
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--interface=mtap1",
+                "--bind-interfaces",
+                "--user=root",
+                "--pid-file",
+                f"--dhcp-leasefile={tmp_path / 'leases'}",
+                "--dhcp-range=10.9.1.50,10.9.1.50,255.255.255.0,5m",
+                "--no-ping",
+                "--enable-ra",
+                "--dhcp-range=fd00:10::,ra-only,64,10m",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, str(artifact), "--tap", "mtap1", "--dhcp", "--ipv6"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            lines = []
+            while "listening on 7" not in (line := proc.stdout.readline()):
+                lines.append(line)
+                assert line and len(lines) < 20, lines
+            assert any("DHCP lease 10.9.1.50/24 from 10.9.1.1" in x for x in lines), lines
+            echo(socket.AF_INET, "10.9.1.50")
+            # Its SLAAC address: the advertised prefix and its MAC's EUI-64 identifier.
+            mac = bytes.fromhex(ip("neigh", "show", "10.9.1.50").split()[-2].replace(":", ""))
+            iid = bytes((mac[0] ^ 2, *mac[1:3], 0xFF, 0xFE, *mac[3:]))
+            address = ipaddress.IPv6Address(bytes.fromhex("fd000010" + "00" * 4) + iid)
+            for _ in range(50):  # DAD of the SLAAC address takes a second
+                if (
+                    subprocess.run(
+                        ["ping", "-6", "-c", "1", "-W", "1", str(address)], capture_output=True
+                    ).returncode
+                    == 0
+                ):
+                    break
+            echo(socket.AF_INET6, str(address))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            server.terminate()
+            server.wait(10)
+
+
+def echo(family: int, host: str) -> None:
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect((host, 7))
+        s.sendall(b"hello over DHCP\n")
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while data := s.recv(4096):
+            got += data
+    assert got == b"hello over DHCP\n"

@@ -3,7 +3,8 @@
 ``mirage.http.h1`` is the sans-IO protocol core. This package adds what an
 application in ``unikernel.py`` uses: :func:`serve` a request handler on a stack,
 :class:`StaticFiles` from a key-value store, :func:`asgi_handler` for ASGI
-applications, and a :class:`Client`.
+applications, a :class:`Client`, and :func:`tls_server_config` for HTTPS (with
+mirage-tls installed).
 
 Names are loaded on first use, so that the plugin (``mirage.http._plugin``) imports
 nothing; every import is spelled out below so that a build finds the modules.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from mirage.http._mime import content_type
     from mirage.http._server import Server, ServerConfig, serve
     from mirage.http._static import StaticFiles, parse_range
+    from mirage.http._tls import tls_server_config
 
 __all__ = [
     "AsgiApp",
@@ -42,6 +44,7 @@ __all__ = [
     "content_type",
     "parse_range",
     "serve",
+    "tls_server_config",
 ]
 
 
@@ -78,4 +81,8 @@ def __getattr__(name: str) -> Any:
         from mirage.http import _static
 
         return getattr(_static, name)
+    if name == "tls_server_config":
+        from mirage.http import _tls
+
+        return getattr(_tls, name)
     raise AttributeError(f"module 'mirage.http' has no attribute {name!r}")

@@ -4,7 +4,10 @@ Connections are kept per ``(host, port)`` and reused while both sides allow it; 
 request on a reused connection that the server had closed meanwhile is retried once
 on a fresh one (for methods that are safe to repeat). Redirects are followed (303,
 and 301/302 after anything but GET/HEAD, turn into GET); every request has an
-overall timeout. Response bodies, chunked or not, are read whole.
+overall timeout. Response bodies, chunked or not, are read whole. ``https://`` URLs
+go over mirage-tls (the ``tls`` extra): the server's chain is checked against the
+client's ``tls`` config (by default the host's trust store) and its name against
+the URL's host; ALPN offers ``http/1.1``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from mirage.core.types import Flow, FlowClosed, Tcp
@@ -28,6 +32,9 @@ from mirage.http._events import (
 from mirage.http._events import Request as RequestHead
 from mirage.http._events import Response as ResponseHead
 from mirage.http._limits import Limits
+
+if TYPE_CHECKING:
+    from mirage.tls import TlsConfig
 
 __all__ = ["Client", "ClientError", "ClientResponse"]
 
@@ -84,13 +91,16 @@ class Client:
         max_redirects: int = 5,
         limits: Limits | None = None,
         max_idle_per_host: int = 8,
+        tls: TlsConfig | None = None,
     ) -> None:
         self.tcp = tcp
+        self.tls = tls
+        self._tls_config: TlsConfig | None = None
         self.timeout = timeout
         self.max_redirects = max_redirects
         self.limits = limits if limits is not None else Limits(max_body_size=None)
         self.max_idle_per_host = max_idle_per_host
-        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
         self.connections_opened = 0
 
     async def __aenter__(self) -> Client:
@@ -161,13 +171,13 @@ class Client:
         self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> ClientResponse:
         parts = urlsplit(url)
-        if parts.scheme != "http":
-            raise ClientError(f"{url}: only http:// URLs are supported")
+        if parts.scheme not in ("http", "https"):
+            raise ClientError(f"{url}: only http:// and https:// URLs are supported")
         host = parts.hostname
         if not host:
             raise ClientError(f"{url}: no host")
         try:
-            port = parts.port or 80
+            port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise ClientError(f"{url}: bad port") from None
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -179,7 +189,7 @@ class Client:
         if body or method in ("POST", "PUT", "PATCH"):
             hdrs.append((b"content-length", str(len(body)).encode()))
         head = RequestHead(method.encode("ascii"), target.encode("ascii"), tuple(hdrs))
-        key = (host, port)
+        key = (parts.scheme, host, port)
         while True:
             c = await self._connection(key)
             try:
@@ -194,21 +204,31 @@ class Client:
                     await c.flow.close()
                 raise ClientError(f"{method} {url}: {exc}") from None
 
-    async def _connection(self, key: tuple[str, int]) -> _Conn:
+    async def _connection(self, key: tuple[str, str, int]) -> _Conn:
         idle = self._idle.get(key)
         if idle:
             c = idle.pop()
             c.reused = True
             return c
+        scheme, host, port = key
         try:
-            flow = await self.tcp.connect(*key)
+            flow = await self.tcp.connect(host, port)
         except OSError as exc:
-            raise ClientError(f"cannot connect to {key[0]}:{key[1]}: {exc}") from None
+            raise ClientError(f"cannot connect to {host}:{port}: {exc}") from None
         self.connections_opened += 1
+        if scheme == "https":
+            from mirage.http._tls import client_config, tls_connect, tls_error
+
+            if self._tls_config is None:
+                self._tls_config = client_config(self.tls)
+            try:
+                flow = await tls_connect(flow, self._tls_config, host)
+            except tls_error() as exc:
+                raise ClientError(f"TLS with {host}:{port} failed: {exc}") from None
         return _Conn(flow, self.limits)
 
     async def _exchange(
-        self, key: tuple[str, int], c: _Conn, head: RequestHead, body: bytes, url: str
+        self, key: tuple[str, str, int], c: _Conn, head: RequestHead, body: bytes, url: str
     ) -> ClientResponse:
         conn, flow = c.conn, c.flow
         out = conn.send(head)
@@ -251,7 +271,7 @@ class Client:
             else:
                 raise RemoteProtocolError("unexpected event")
 
-    def _release(self, key: tuple[str, int], c: _Conn) -> None:
+    def _release(self, key: tuple[str, str, int], c: _Conn) -> None:
         conn = c.conn
         if conn.our_state is State.DONE and conn.their_state is State.DONE:
             conn.start_next_cycle()

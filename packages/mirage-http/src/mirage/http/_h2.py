@@ -1,18 +1,23 @@
-"""HTTP/2 over a flow (h2c by prior knowledge), on the ``h2`` library's sans-IO core.
+"""HTTP/2 over a flow (h2c by prior knowledge or by ``Upgrade: h2c``, and h2 chosen
+by ALPN over TLS), on the ``h2`` library's sans-IO core.
 
 The server answers a connection that opens with the HTTP/2 preface here instead of
-in the HTTP/1.1 loop. One task reads frames and feeds ``h2``; every request stream
-runs the same handler as HTTP/1.1 in a task of its own, its body arriving through a
-queue. Responses respect the peer's flow-control windows; all writes go through one
-lock so that frames from concurrent streams do not interleave mid-frame.
+in the HTTP/1.1 loop; an HTTP/1.1 request without a body that asks for ``Upgrade:
+h2c`` (with ``HTTP2-Settings``) gets 101 and its response on stream 1. One task
+reads frames and feeds ``h2``; every request stream runs the same handler as
+HTTP/1.1 in a task of its own, its body arriving through a queue. Responses respect
+the peer's flow-control windows; all writes go through one lock so that frames from
+concurrent streams do not interleave mid-frame.
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import h2.config
@@ -24,7 +29,7 @@ from mirage.core.types import Flow, FlowClosed
 from mirage.http._errors import HttpError
 from mirage.http._message import Handler, Request, Response
 
-__all__ = ["PREFACE", "serve_h2"]
+__all__ = ["PREFACE", "h2c_upgrade", "serve_h2", "serve_h2c_upgrade"]
 
 log = logging.getLogger("mirage.http.h2")
 
@@ -63,8 +68,9 @@ class _H2Server:
             if data:
                 await self.flow.write(data)
 
-    async def run(self, initial: bytes) -> None:
-        self.conn.initiate_connection()
+    async def run(self, initial: bytes, *, initiated: bool = False) -> None:
+        if not initiated:
+            self.conn.initiate_connection()
         try:
             data = initial
             while True:
@@ -235,3 +241,75 @@ async def serve_h2(
     are ``initial``. Request bodies over ``max_body_size`` are answered with 413."""
     with contextlib.suppress(FlowClosed, ConnectionError, OSError):
         await _H2Server(flow, handler, idle_timeout, max_body_size).run(initial)
+
+
+_UPGRADE_DROP = _HOP_BY_HOP | {b"host", b"http2-settings", b"te", b"content-length"}
+
+
+def _tokens(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> set[bytes]:
+    return {t.strip().lower() for n, v in headers if n.lower() == name for t in v.split(b",")}
+
+
+def h2c_upgrade(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
+    """The ``HTTP2-Settings`` value of a request asking to upgrade to h2c (RFC 7540
+    3.2: ``Upgrade: h2c``, ``Connection: Upgrade, HTTP2-Settings``, exactly one
+    settings field); None otherwise. Requests with a body are not upgraded."""
+    if b"h2c" not in _tokens(headers, b"upgrade"):
+        return None
+    if not {b"upgrade", b"http2-settings"} <= _tokens(headers, b"connection"):
+        return None
+    settings = [v for n, v in headers if n.lower() == b"http2-settings"]
+    if len(settings) != 1:
+        return None
+    for n, v in headers:
+        name = n.lower()
+        if name == b"transfer-encoding" or (name == b"content-length" and v.strip() != b"0"):
+            return None
+    value = settings[0].strip()
+    # token68 in the base64url alphabet (RFC 7540 3.2.1), whole 6-byte settings
+    if not _BASE64URL.fullmatch(value) or (len(value.rstrip(b"=")) * 3 // 4) % 6:
+        return None
+    return value
+
+
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
+
+
+async def serve_h2c_upgrade(
+    flow: Flow,
+    handler: Handler,
+    *,
+    method: bytes,
+    target: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    settings: bytes,
+    initial: bytes,
+    idle_timeout: float,
+    max_body_size: int | None = None,
+) -> bool:
+    """Switch an HTTP/1.1 connection to h2c: 101, then the request (``method``,
+    ``target``, ``headers``, no body) answered on stream 1, then HTTP/2 as after a
+    preface (``initial``: bytes that followed the request). False (nothing sent) if
+    the ``HTTP2-Settings`` value is malformed."""
+    server = _H2Server(flow, handler, idle_timeout, max_body_size)
+    padded = settings.rstrip(b"=") + b"=" * (-len(settings.rstrip(b"=")) % 4)
+    try:
+        server.conn.initiate_upgrade_connection(padded)
+    except (binascii.Error, ValueError, h2.exceptions.ProtocolError):
+        return False
+    except Exception:  # hyperframe's errors for a malformed settings payload
+        return False
+    authority = next((v for n, v in headers if n.lower() == b"host"), b"")
+    raw = [(b":method", method), (b":scheme", b"http"), (b":authority", authority)]
+    raw.append((b":path", target))
+    raw += [(n.lower(), v) for n, v in headers if n.lower() not in _UPGRADE_DROP]
+    with contextlib.suppress(FlowClosed, ConnectionError, OSError):
+        await flow.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+        )
+        stream = _Stream()
+        server.streams[1] = stream
+        stream.body.put_nowait(None)
+        stream.task = asyncio.ensure_future(server.respond(1, raw))
+        await server.run(initial, initiated=True)
+    return True

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mirage.core.types import Flow, FlowClosed, Stack, Tcp
 from mirage.http._connection import Connection, Role, State
@@ -37,6 +37,9 @@ from mirage.http._events import Response as ResponseHead
 from mirage.http._limits import Limits
 from mirage.http._message import Handler, Request, Response
 from mirage.http._serialise import REASONS
+
+if TYPE_CHECKING:
+    from mirage.tls import TlsConfig
 
 __all__ = ["Server", "ServerConfig", "serve"]
 
@@ -60,6 +63,10 @@ class ServerConfig:
     http2: bool = True
     """Serve HTTP/2 to clients that open with its preface (h2c by prior knowledge);
     needs the ``h2`` package (the ``http2`` extra)."""
+    tls: TlsConfig | None = None
+    """Serve HTTPS: every connection starts with a TLS handshake (mirage-tls, the
+    ``tls`` extra) within ``header_timeout``; ALPN offers ``h2`` (with ``http2``)
+    and ``http/1.1`` unless the config names its own protocols."""
 
 
 def _bytes_headers(headers: Sequence[tuple[str, str] | tuple[bytes, bytes]]) -> Headers:
@@ -71,6 +78,21 @@ def _bytes_headers(headers: Sequence[tuple[str, str] | tuple[bytes, bytes]]) -> 
         v = value.encode("latin-1") if isinstance(value, str) else bytes(value)
         out.append((n, v))
     return tuple(out)
+
+
+def _h2c_settings(headers: Headers) -> bytes | None:
+    """The HTTP2-Settings value of an ``Upgrade: h2c`` request we can take (h2 is
+    installed, the request has no body); None otherwise."""
+    for name, value in headers:
+        if name.lower() == b"upgrade" and b"h2c" in value.lower():
+            break
+    else:
+        return None
+    try:
+        from mirage.http._h2 import h2c_upgrade
+    except ImportError:
+        return None
+    return h2c_upgrade(headers)
 
 
 _EOM = EndOfMessage()
@@ -229,6 +251,11 @@ class Server:
         self.config = config if config is not None else ServerConfig()
         self.active = 0
         self._per_client: dict[str, int] = {}
+        self._tls: TlsConfig | None = None
+        if self.config.tls is not None:
+            from mirage.http._tls import server_config
+
+            self._tls = server_config(self.config.tls, http2=self.config.http2)
 
     async def listen(self, tcp: Tcp, port: int) -> None:
         await tcp.listen(port, self.handle)
@@ -251,8 +278,16 @@ class Server:
         self.active += 1
         if host is not None:
             self._per_client[host] = self._per_client.get(host, 0) + 1
-        ex = _Exchange(Connection(Role.SERVER, self.config.limits), flow, self.config)
+        ex: _Exchange | None = None
         try:
+            if self._tls is not None:
+                from mirage.http._tls import tls_accept
+
+                tls = await tls_accept(flow, self._tls, self.config.header_timeout)
+                if tls is None:
+                    return
+                flow = tls
+            ex = _Exchange(Connection(Role.SERVER, self.config.limits), flow, self.config)
             await self._serve(ex)
         except (FlowClosed, ConnectionError, OSError):
             pass
@@ -262,7 +297,8 @@ class Server:
                 left = self._per_client.pop(host, 1) - 1
                 if left:
                     self._per_client[host] = left
-            ex.stop()
+            if ex is not None:
+                ex.stop()
             await close_flow(flow)
 
     async def _serve(self, ex: _Exchange) -> None:
@@ -299,6 +335,15 @@ class Server:
                 client=client,
                 body=ex.body,
             )
+            if (
+                config.http2
+                and self._tls is None
+                and event.http_version == b"1.1"
+                and not ex.expired
+            ):
+                settings = _h2c_settings(event.headers)
+                if settings is not None and await self._upgrade_h2c(ex, event, settings):
+                    return
             try:
                 response = await handler(request)
             except HttpError as exc:
@@ -330,6 +375,26 @@ class Server:
             with contextlib.suppress(FlowClosed, ConnectionError, OSError):
                 await flow.shutdown()
             return
+
+    async def _upgrade_h2c(self, ex: _Exchange, head: RequestHead, settings: bytes) -> bool:
+        """Answer ``Upgrade: h2c`` with 101 and go on in HTTP/2; False (still
+        HTTP/1.1) if the ``HTTP2-Settings`` value is malformed."""
+        from mirage.http._h2 import serve_h2c_upgrade
+
+        initial, _ = ex.conn.trailing_data
+        ex.stop()
+        config = self.config
+        return await serve_h2c_upgrade(
+            ex.flow,
+            self.handler,
+            method=head.method,
+            target=head.target,
+            headers=head.headers,
+            settings=settings,
+            initial=initial,
+            idle_timeout=config.idle_timeout,
+            max_body_size=config.limits.max_body_size,
+        )
 
     async def _maybe_h2(self, ex: _Exchange) -> bool:
         """Read the first bytes: True if they were the HTTP/2 preface and the
@@ -430,8 +495,9 @@ class Server:
 async def serve(
     stack: Stack, port: int, handler: Handler, config: ServerConfig | None = None
 ) -> Server:
-    """Serve ``handler`` over HTTP/1.1 on TCP ``port`` of ``stack``; returns at once
-    (the stack runs the connections)."""
+    """Serve ``handler`` over HTTP/1.1 (and HTTP/2) on TCP ``port`` of ``stack``,
+    over TLS if ``config.tls`` is set; returns at once (the stack runs the
+    connections)."""
     server = Server(handler, config)
     await server.listen(stack.tcp, port)
     return server

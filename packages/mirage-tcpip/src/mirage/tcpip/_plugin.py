@@ -23,9 +23,13 @@ IMPLS = (
         runtime_args=(
             RuntimeArg("ipv4", "str", "10.0.0.2/24", "our IPv4 address and prefix length"),
             RuntimeArg("ipv4-gateway", "str", None, "IPv4 default gateway (none: on-link only)"),
+            RuntimeArg(
+                "dhcp", "bool", False, "lease the IPv4 address by DHCP (--ipv4 dhcp does too)"
+            ),
+            RuntimeArg("ipv6", "bool", False, "IPv6 too: link-local address and SLAAC"),
         ),
         requires=REQUIRES,
-        doc="our own TCP/IP stack (Ethernet, ARP, IPv4, ICMP, UDP, TCP) over a network",
+        doc="our own TCP/IP stack (Ethernet, ARP, IPv4, ICMP, UDP, TCP, DHCP) over a network",
     ),
 )
 

@@ -40,5 +40,8 @@ else:
 
 
 def pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
-    """The IPv4 pseudo-header that TCP and UDP checksums cover."""
+    """The pseudo-header that TCP, UDP (and ICMPv6) checksums cover: IPv4's
+    (RFC 793) for 4-byte addresses, IPv6's (RFC 8200 8.1) for 16-byte ones."""
+    if len(src) == 16:
+        return src + dst + length.to_bytes(4, "big") + bytes((0, 0, 0, proto))
     return src + dst + bytes((0, proto)) + length.to_bytes(2, "big")

@@ -1,4 +1,5 @@
-"""The direct stack: our Ethernet, ARP, IPv4, ICMP, UDP and TCP over a Network.
+"""The direct stack: our Ethernet, ARP, IPv4, IPv6 (NDP), ICMP, ICMPv6, UDP, TCP and
+DHCP client over a Network.
 
 Theory of operation: this module is the asyncio driver around the sans-IO cores.
 ``_on_frame`` (the network's listener) decodes each frame and hands it to the cores
@@ -10,6 +11,11 @@ wake the writer. Malformed input is counted in ``stats`` and dropped; it never
 raises out of the listener.
 
 Packets to one of our own addresses are looped back without touching the network.
+Addresses are raw bytes throughout: 4 for IPv4, 16 for IPv6; ``ip_output`` picks the
+IP version by the destination's length, and TCP connections and UDP sockets work the
+same over both. The DHCP client and the NDP core are driven like the other cores:
+their actions are turned into frames (``_emit_dhcp``, ``_emit_ndp``) and their
+deadlines join the one timer.
 """
 
 from __future__ import annotations
@@ -21,15 +27,28 @@ import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mirage.core.types import FlowClosed, Network, TcpHandler, UdpCallback
 
 from ._errors import DecodeError
-from .arp import ArpConflict, ArpCore, ArpFailed, ArpPacket, ArpResolved, ArpSend
-from .ethernet import BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
+from .arp import ArpConflict, ArpCore, ArpFailed, ArpPacket, ArpProbed, ArpResolved, ArpSend
+from .dhcp import (
+    CLIENT_PORT,
+    SERVER_PORT,
+    DhcpAction,
+    DhcpBound,
+    DhcpClient,
+    DhcpConfig,
+    DhcpMessage,
+    DhcpSend,
+    DhcpUnbound,
+    Lease,
+)
+from .ethernet import BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, EthernetFrame
 from .icmp import (
+    CODE_FRAG_NEEDED,
     CODE_PORT_UNREACHABLE,
     PROTO_ICMP,
     TYPE_DEST_UNREACHABLE,
@@ -37,7 +56,38 @@ from .icmp import (
     TYPE_ECHO_REQUEST,
     IcmpMessage,
 )
+from .icmpv6 import CODE_PORT_UNREACHABLE as CODE6_PORT_UNREACHABLE
+from .icmpv6 import TYPE_DEST_UNREACHABLE as TYPE6_DEST_UNREACHABLE
+from .icmpv6 import TYPE_ECHO_REPLY as TYPE6_ECHO_REPLY
+from .icmpv6 import TYPE_ECHO_REQUEST as TYPE6_ECHO_REQUEST
+from .icmpv6 import (
+    TYPE_NEIGHBOR_ADVERTISEMENT,
+    TYPE_NEIGHBOR_SOLICITATION,
+    TYPE_PACKET_TOO_BIG,
+    TYPE_ROUTER_ADVERTISEMENT,
+    TYPE_ROUTER_SOLICITATION,
+    Icmpv6Message,
+)
 from .ipv4 import Ipv4Packet, Reassembler, fragment
+from .ipv6 import (
+    PROTO_FRAGMENT,
+    PROTO_ICMPV6,
+    Ipv6Fragment,
+    Ipv6Packet,
+    fragment6,
+    is_multicast,
+    link_local,
+    multicast_mac,
+)
+from .ndp import (
+    NdpAction,
+    NdpAddressReady,
+    NdpConflict,
+    NdpCore,
+    NdpFailed,
+    NdpResolved,
+    NdpSend,
+)
 from .tcp import (
     ACK,
     PROTO_TCP,
@@ -61,6 +111,10 @@ Quad = tuple[bytes, int, bytes, int]
 EPHEMERAL = (49152, 65535)
 MAX_ARP_QUEUE = 64
 LISTEN_BACKLOG = 128
+PATH_MTU_AGE = 600.0
+MAX_PATH_MTUS = 1024
+# RFC 1191 section 7's MTU plateaus, for routers that do not say the next-hop MTU.
+_PLATEAUS = (32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
 
 @dataclass(slots=True)
@@ -73,6 +127,8 @@ class StackStats:
     icmp_unreachable_sent: int = 0
     icmp_errors_received: int = 0
     tcp_resets_sent: int = 0
+    pmtu_updates: int = 0
+    ipv6_dropped: int = 0
     syn_cookies_sent: int = 0
     syn_cookies_accepted: int = 0
 
@@ -94,7 +150,7 @@ class TcpFlow:
 
     @property
     def peer(self) -> tuple[str, int]:
-        return str(ipaddress.IPv4Address(self.quad[2])), self.quad[3]
+        return str(ipaddress.ip_address(self.quad[2])), self.quad[3]
 
     async def _wait(self) -> None:
         self.changed.clear()
@@ -150,6 +206,21 @@ class TcpFlow:
         while self.conn.state is not State.CLOSED:
             await self._wait()
 
+    def set_keepalive(
+        self,
+        enabled: bool = True,
+        *,
+        idle: float | None = None,
+        interval: float | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Probe the peer after ``idle`` seconds of silence, every ``interval``
+        seconds, and reset the connection after ``count`` unanswered probes."""
+        self.conn.set_keepalive(
+            self._stack.now(), enabled, idle=idle, interval=interval, count=count
+        )
+        self._stack._after(self.conn, self.quad)
+
 
 class _Tcp:
     def __init__(self, stack: DirectStack) -> None:
@@ -180,9 +251,10 @@ class _Udp:
     ) -> None:
         stack = self._stack
         sport = src_port if src_port is not None else stack.ephemeral_port()
-        dst_ip = ipaddress.IPv4Address(dst).packed
-        datagram = UdpDatagram(sport, dst_port, payload).encode(stack.address, dst_ip)
-        stack.ip_output(dst_ip, PROTO_UDP, datagram)
+        dst_ip = ipaddress.ip_address(dst).packed
+        src = stack.source_for(dst_ip)
+        datagram = UdpDatagram(sport, dst_port, payload).encode(src, dst_ip)
+        stack.ip_output(dst_ip, PROTO_UDP, datagram, src=src)
 
 
 class _Ip:
@@ -190,13 +262,17 @@ class _Ip:
         self._stack = stack
 
     def configured_ips(self) -> list[str]:
-        return [str(self._stack.interface.ip)]
+        stack = self._stack
+        ips = [] if stack.interface.ip.is_unspecified else [str(stack.interface.ip)]
+        if stack.ndp is not None:
+            ips += [str(ipaddress.IPv6Address(a)) for a in stack.ndp.addresses]
+        return ips
 
     def mtu(self, dst: str) -> int:
         return self._stack.network.mtu
 
     async def write(self, dst: str, proto: int, payload: bytes) -> None:
-        self._stack.ip_output(ipaddress.IPv4Address(dst).packed, proto, payload)
+        self._stack.ip_output(ipaddress.ip_address(dst).packed, proto, payload)
 
 
 class DirectStack:
@@ -208,16 +284,29 @@ class DirectStack:
         tcp_config: TcpConfig | None = None,
     ) -> None:
         self.network = network
-        self.interface = interface
-        self.address = interface.ip.packed
-        self.gateway = gateway.packed if gateway is not None else None
         self.mac = network.mac
         self.stats = StackStats()
         self._loop = asyncio.get_running_loop()
-        self.arp = ArpCore(self.mac, [self.address])
+        self.arp = ArpCore(self.mac, [])
+        self.interface = interface
+        self.address = interface.ip.packed
+        self.gateway = gateway.packed if gateway is not None else None
+        self.configure_ipv4(interface, gateway, announce=False)
+        self.dns_servers: tuple[str, ...] = ()
+        self.ndp: NdpCore | None = None
+        self.reassembler6 = Reassembler()
+        self.path_mtus: dict[bytes, tuple[int, float]] = {}
+        """Lowered path MTUs by destination, with when each expires."""
+        self._ip6_ident = int.from_bytes(os.urandom(4), "big")
+        self._ipv6_ready = asyncio.Event()
+        self.dhcp: DhcpClient | None = None
+        self.lease: Lease | None = None
+        self._dhcp_checking: bytes | None = None
+        self._bound = asyncio.Event()
         self.reassembler = Reassembler()
         mss = network.mtu - 40
         self.tcp_config = tcp_config or TcpConfig(mss=mss)
+        self.tcp_config6 = replace(self.tcp_config, mss=self.tcp_config.mss - 20)
         self.isn = IsnGenerator()
         self.syn_cookies = SynCookies()
         self.listen_backlog = LISTEN_BACKLOG
@@ -246,19 +335,327 @@ class DirectStack:
         cls,
         *,
         network: Network,
-        ipv4: str = "10.0.0.2/24",
+        ipv4: str | None = "10.0.0.2/24",
         ipv4_gateway: str | None = None,
+        dhcp: bool = False,
+        dhcp_timeout: float = 60.0,
+        dhcp_config: DhcpConfig | None = None,
         tcp_config: TcpConfig | None = None,
+        ipv6: bool = False,
+        ndp: NdpCore | None = None,
     ) -> DirectStack:
+        """A stack on ``network``: a static ``ipv4`` address, or (``dhcp=True``, or
+        ``ipv4`` None, empty or ``"dhcp"``) one leased by DHCP, waiting up to
+        ``dhcp_timeout`` seconds for the first lease (:class:`TimeoutError`).
+
+        With ``ipv6``, the stack also takes a link-local address (after DAD, which
+        ``connect`` waits for), solicits routers and autoconfigures addresses from
+        their advertisements (``ndp`` may be a configured :class:`NdpCore`)."""
+        if ipv6:
+            stack = await cls.connect(
+                network=network,
+                ipv4=ipv4,
+                ipv4_gateway=ipv4_gateway,
+                dhcp=dhcp,
+                dhcp_timeout=dhcp_timeout,
+                dhcp_config=dhcp_config,
+                tcp_config=tcp_config,
+            )
+            try:
+                await stack.start_ipv6(ndp)
+            except BaseException:
+                await stack.disconnect()
+                raise
+            return stack
+        if dhcp or not ipv4 or ipv4 == "dhcp":
+            stack = cls(network, ipaddress.IPv4Interface("0.0.0.0/32"), None, tcp_config)
+            try:
+                await stack.start_dhcp(dhcp_config, timeout=dhcp_timeout)
+            except BaseException:
+                await stack.disconnect()
+                raise
+            return stack
         interface = ipaddress.IPv4Interface(ipv4)
         gateway = ipaddress.IPv4Address(ipv4_gateway) if ipv4_gateway else None
         stack = cls(network, interface, gateway, tcp_config)
         stack._emit_arp(stack.arp.gratuitous())
         return stack
 
+    def configure_ipv4(
+        self,
+        interface: ipaddress.IPv4Interface,
+        gateway: ipaddress.IPv4Address | None,
+        *,
+        announce: bool = True,
+    ) -> None:
+        """Use ``interface`` (0.0.0.0/32: no address) and ``gateway`` from now on."""
+        self.interface = interface
+        self.address = interface.ip.packed
+        self.gateway = gateway.packed if gateway is not None else None
+        self.arp.ips = [] if interface.ip.is_unspecified else [self.address]
+        if announce:
+            self._emit_arp(self.arp.gratuitous())
+
+    # ------------------------------------------------------------------ IPv6
+
+    async def start_ipv6(self, ndp: NdpCore | None = None, *, timeout: float = 10.0) -> bytes:
+        """Take the link-local address (waiting for DAD), then solicit routers."""
+        self.ndp = ndp or NdpCore(self.mac)
+        self._ipv6_ready.clear()
+        self._emit_ndp(self.ndp.add_address(link_local(self.mac), 64, self.now()))
+        await asyncio.wait_for(self._ipv6_ready.wait(), timeout)
+        self._emit_ndp(self.ndp.solicit_routers(self.now()))
+        address = self.ndp.link_local
+        assert address is not None
+        return address
+
+    async def ipv6_global(self, timeout: float = 10.0) -> str:
+        """Wait for an address that is not link-local (SLAAC); return it."""
+        ndp = self.ndp
+        if ndp is None:
+            raise RuntimeError("IPv6 is not enabled")
+        deadline = self.now() + timeout
+        while True:
+            for address in ndp.addresses:
+                if address[:2] != b"\xfe\x80":
+                    return str(ipaddress.IPv6Address(address))
+            if self.now() >= deadline:
+                raise TimeoutError("no IPv6 address from a router advertisement")
+            self._ipv6_ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ipv6_ready.wait(), deadline - self.now())
+
+    def source_for(self, dst: bytes) -> bytes:
+        """Our address to send to ``dst`` from."""
+        if len(dst) == 4:
+            return self.address
+        src = self.ndp.source_for(dst) if self.ndp is not None else None
+        if src is None:
+            raise OSError("no IPv6 address to send from")
+        return src
+
+    def _emit_ndp(self, actions: Sequence[NdpAction]) -> None:
+        for action in actions:
+            if isinstance(action, NdpSend):
+                packet = Ipv6Packet(
+                    action.src,
+                    action.dst,
+                    PROTO_ICMPV6,
+                    action.message.encode(action.src, action.dst),
+                    hop_limit=255,
+                )
+                self._send_frame(action.dst_mac, ETHERTYPE_IPV6, packet.encode())
+            elif isinstance(action, NdpResolved):
+                for packet_bytes in self._arp_queue.pop(action.ip, []):
+                    self._send_frame(action.mac, ETHERTYPE_IPV6, packet_bytes)
+            elif isinstance(action, NdpFailed):
+                self._arp_queue.pop(action.ip, None)
+            elif isinstance(action, NdpAddressReady):
+                log.info("IPv6 address %s", ipaddress.IPv6Address(action.address))
+                self._ipv6_ready.set()
+            elif isinstance(action, NdpConflict):
+                log.warning("IPv6 address conflict: %s", ipaddress.IPv6Address(action.address))
+        if self.ndp is not None:
+            self._want(self.ndp.get_timer())
+
+    def _ip6_output(self, dst: bytes, proto: int, payload: bytes, src: bytes | None) -> None:
+        ndp = self.ndp
+        if ndp is None:
+            raise OSError("IPv6 is not enabled")
+        if src is None:
+            src = self.source_for(dst)
+        packet = Ipv6Packet(src, dst, proto, payload)
+        if dst in ndp.addresses:
+            self._loop.call_soon(self._ip6_input, packet)
+            return
+        self._ip6_ident = (self._ip6_ident + 1) & 0xFFFFFFFF
+        pieces = fragment6(
+            packet, min(ndp.mtu or self.network.mtu, self.network.mtu), self._ip6_ident
+        )
+        if is_multicast(dst):
+            for data in pieces:
+                self._send_frame(multicast_mac(dst), ETHERTYPE_IPV6, data)
+            return
+        now = self.now()
+        hop = dst if ndp.on_link(dst, now) else (ndp.default_router(now) or dst)
+        mac, actions = ndp.query(hop, now)
+        if mac is not None:
+            for data in pieces:
+                self._send_frame(mac, ETHERTYPE_IPV6, data)
+            return
+        queue = self._arp_queue.setdefault(hop, [])
+        for data in pieces:
+            if len(queue) < MAX_ARP_QUEUE:
+                queue.append(data)
+        self._emit_ndp(actions)
+
+    def _ip6_input(self, packet: Ipv6Packet) -> None:
+        ndp = self.ndp
+        if ndp is None:
+            self.stats.rx_dropped += 1
+            return
+        if packet.dst not in ndp.addresses and packet.dst not in ndp.groups():
+            self.stats.rx_dropped += 1
+            return
+        try:
+            if packet.next_header == PROTO_FRAGMENT:
+                whole = self._reassemble6(packet)
+                if whole is None:
+                    return
+                packet = whole
+            if packet.next_header == PROTO_TCP:
+                self._tcp_input(packet)
+            elif packet.next_header == PROTO_UDP:
+                self._udp_input(packet)
+            elif packet.next_header == PROTO_ICMPV6:
+                self._icmp6_input(packet)
+            else:
+                self.stats.ipv6_dropped += 1  # fragments and other headers
+        except DecodeError as exc:
+            self.stats.rx_bad += 1
+            log.debug("dropped: %s", exc)
+
+    def _reassemble6(self, packet: Ipv6Packet) -> Ipv6Packet | None:
+        frag = Ipv6Fragment.decode(packet.payload)
+        if frag.next_header in (PROTO_FRAGMENT, 0, 43, 60):
+            raise DecodeError("ipv6", "extension headers after a fragment header")
+        # The IPv4 reassembler's algorithm, keyed by (src, dst, next header, ident).
+        piece = Ipv4Packet(
+            packet.src,
+            packet.dst,
+            frag.next_header,
+            frag.data,
+            ident=frag.ident,
+            more_fragments=frag.more,
+            offset=frag.offset,
+        )
+        whole = self.reassembler6.push(piece, self.now())
+        if whole is None:
+            self._want(self.reassembler6.get_timer())
+            return None
+        return Ipv6Packet(packet.src, packet.dst, whole.proto, whole.payload, packet.hop_limit)
+
+    def _icmp6_input(self, packet: Ipv6Packet) -> None:
+        ndp = self.ndp
+        assert ndp is not None
+        message = Icmpv6Message.decode(packet.payload, packet.src, packet.dst)
+        kind = message.type
+        if kind in (
+            TYPE_NEIGHBOR_SOLICITATION,
+            TYPE_NEIGHBOR_ADVERTISEMENT,
+            TYPE_ROUTER_ADVERTISEMENT,
+            TYPE_ROUTER_SOLICITATION,
+        ):
+            actions = ndp.input(packet.src, packet.dst, packet.hop_limit, message, self.now())
+            self._emit_ndp(actions)
+            if any(isinstance(a, NdpAddressReady) for a in actions):
+                self._ipv6_ready.set()
+        elif kind == TYPE6_ECHO_REQUEST:
+            # (Echo requests to a group we are in are answered from a unicast address.)
+            src = packet.dst if packet.dst in ndp.addresses else ndp.source_for(packet.src)
+            if src is None:
+                return  # no usable address yet (DAD still running)
+            reply = Icmpv6Message(TYPE6_ECHO_REPLY, 0, message.rest, message.body)
+            to = packet.src
+            self.stats.icmp_echo_replies += 1
+            self._ip6_output(to, PROTO_ICMPV6, reply.encode(src, to), src)
+        elif kind == TYPE6_ECHO_REPLY:
+            fut = self._pings.get(message.ident)
+            if fut is not None and not fut.done():
+                fut.set_result(self.now())
+        elif kind == TYPE_PACKET_TOO_BIG:
+            self.stats.icmp_errors_received += 1
+            self._packet_too_big(message)
+        elif kind == TYPE6_DEST_UNREACHABLE:
+            self.stats.icmp_errors_received += 1
+
+    def _packet_too_big(self, message: Icmpv6Message) -> None:
+        inner = message.body
+        if len(inner) < 48 or inner[6] != PROTO_TCP:
+            return
+        sport = int.from_bytes(inner[40:42], "big")
+        dport = int.from_bytes(inner[42:44], "big")
+        seq = int.from_bytes(inner[44:48], "big")
+        quad = (inner[8:24], sport, inner[24:40], dport)
+        flow = self.conns.get(quad)
+        if flow is None:
+            return
+        conn = flow.conn
+        if not conn.snd_una <= unwrap(seq, conn.snd_una) < max(conn.snd_max, conn.snd_una + 1):
+            return
+        mtu = max(message.rest, 1280)
+        # The connection's MSS assumes 40 bytes of headers; IPv6 has 20 more.
+        if mtu < self.network.mtu and conn.path_mtu_changed(mtu - 20, self.now()):
+            self._remember_pmtu(quad[2], mtu - 20)
+            self.stats.pmtu_updates += 1
+            self._after(conn, quad)
+
+    # ------------------------------------------------------------------ DHCP
+
+    async def start_dhcp(self, config: DhcpConfig | None = None, *, timeout: float = 60.0) -> Lease:
+        """Run a DHCP client on this stack; returns the first lease."""
+        self.dhcp = DhcpClient(self.mac, config)
+        self.udp_listeners[CLIENT_PORT] = self._dhcp_input
+        self._bound.clear()
+        self._emit_dhcp(self.dhcp.start(self.now()))
+        await asyncio.wait_for(self._bound.wait(), timeout)
+        assert self.lease is not None
+        return self.lease
+
+    def renew_dhcp(self) -> None:
+        """Renew the lease now instead of at T1."""
+        if self.dhcp is not None:
+            self._emit_dhcp(self.dhcp.renew(self.now()))
+
+    def _use_lease(self, lease: Lease, *, announce: bool | None) -> None:
+        """Configure the leased address (``announce`` None: it is already in use)."""
+        self.dns_servers = tuple(str(ipaddress.IPv4Address(d)) for d in lease.dns_servers)
+        if announce is not None:
+            self.configure_ipv4(lease.interface, lease.gateway, announce=announce)
+        server = ipaddress.IPv4Address(lease.server)
+        log.info("DHCP lease %s from %s", lease.interface, server)
+        self._bound.set()
+
+    def _dhcp_input(self, src: str, sport: int, payload: bytes) -> None:
+        if self.dhcp is None or sport != SERVER_PORT:
+            return
+        try:
+            message = DhcpMessage.decode(payload)
+        except DecodeError:
+            self.stats.rx_bad += 1
+            return
+        self._emit_dhcp(self.dhcp.input(message, self.now()))
+
+    def _emit_dhcp(self, actions: Sequence[DhcpAction]) -> None:
+        for action in actions:
+            if isinstance(action, DhcpSend):
+                datagram = UdpDatagram(CLIENT_PORT, SERVER_PORT, action.message.encode())
+                self.ip_output(action.dst, PROTO_UDP, datagram.encode(self.address, action.dst))
+            elif isinstance(action, DhcpBound):
+                lease = action.lease
+                self.lease = lease
+                if action.renewed and lease.interface == self.interface:
+                    self._use_lease(lease, announce=None)
+                elif self.dhcp is not None and self.dhcp.config.arp_check:
+                    # RFC 2131 3.1.5: make sure nobody uses the address first.
+                    self._dhcp_checking = lease.address
+                    self._emit_arp(self.arp.probe(lease.address, self.now()))
+                else:
+                    self._use_lease(lease, announce=True)
+            elif isinstance(action, DhcpUnbound):
+                log.info("DHCP: %s", action.reason)
+                self._dhcp_checking = None
+                self.lease = None
+                self._bound.clear()
+                self.configure_ipv4(ipaddress.IPv4Interface("0.0.0.0/32"), None, announce=False)
+        if self.dhcp is not None:
+            self._want(self.dhcp.get_timer())
+
     async def disconnect(self) -> None:
         if self._closed:
             return
+        if self.dhcp is not None and self.lease is not None:
+            self._emit_dhcp(self.dhcp.release(self.now()))
         for flow in list(self.conns.values()):
             flow.conn.abort(self.now())
             self._after(flow.conn, flow.quad)
@@ -324,7 +721,21 @@ class DirectStack:
                     if not fut.done():
                         fut.set_exception(TimeoutError("no ARP reply"))
             elif isinstance(action, ArpConflict):
+                if action.ip == self._dhcp_checking and self.dhcp is not None:
+                    self._dhcp_checking = None
+                    log.warning(
+                        "DHCP: %s is in use; declining it", ipaddress.IPv4Address(action.ip)
+                    )
+                    self._emit_dhcp(self.dhcp.decline(self.now()))
+                    continue
                 log.warning("address conflict: %s used by %s", action.ip.hex(), action.mac.hex())
+            elif (
+                isinstance(action, ArpProbed)
+                and action.ip == self._dhcp_checking
+                and self.lease is not None
+            ):
+                self._dhcp_checking = None
+                self._use_lease(self.lease, announce=False)  # the probe announced it
         self._want(self.arp.get_timer())
 
     def _next_hop(self, dst: bytes) -> bytes:
@@ -332,9 +743,28 @@ class DirectStack:
             return dst
         return self.gateway
 
-    def ip_output(self, dst: bytes, proto: int, payload: bytes, *, df: bool = True) -> None:
+    def ip_output(
+        self,
+        dst: bytes,
+        proto: int,
+        payload: bytes,
+        *,
+        df: bool | None = None,
+        src: bytes | None = None,
+    ) -> None:
+        """Send ``payload`` to ``dst`` (4 bytes: IPv4, 16: IPv6, from ``src`` or the
+        address :meth:`source_for` picks); IPv4 TCP goes with don't-fragment set
+        (RFC 1191)."""
+        if len(dst) == 16:
+            self._ip6_output(dst, proto, payload, src)
+            return
         self._ip_ident = (self._ip_ident + 1) & 0xFFFF
-        packet = Ipv4Packet(self.address, dst, proto, payload, ident=self._ip_ident)
+        if df is None:
+            # (A segment whose options overflow the MTU is fragmented rather than lost.)
+            df = proto == PROTO_TCP and len(payload) + 20 <= self.network.mtu
+        packet = Ipv4Packet(
+            self.address, dst, proto, payload, ident=self._ip_ident, dont_fragment=df
+        )
         if dst == self.address:
             self._loop.call_soon(self._ip_input, packet)
             return
@@ -372,8 +802,14 @@ class DirectStack:
         fut: asyncio.Future[float] = self._loop.create_future()
         self._pings[ident] = fut
         start = self.now()
-        message = IcmpMessage.echo_request(ident, 1, payload).encode()
-        self.ip_output(ipaddress.IPv4Address(dst).packed, PROTO_ICMP, message)
+        raw = ipaddress.ip_address(dst).packed
+        if len(raw) == 16:
+            src = self.source_for(raw)
+            request = Icmpv6Message(TYPE6_ECHO_REQUEST, 0, (ident << 16) | 1, payload)
+            self.ip_output(raw, PROTO_ICMPV6, request.encode(src, raw), src=src)
+        else:
+            message = IcmpMessage.echo_request(ident, 1, payload).encode()
+            self.ip_output(raw, PROTO_ICMP, message)
         try:
             await asyncio.wait_for(fut, timeout)
         finally:
@@ -386,7 +822,12 @@ class DirectStack:
         """Arm the one timer at the earliest deadline of every core (after it fired)."""
         if self._closed:
             return
-        times = [t for t in (self.arp.get_timer(), self.reassembler.get_timer()) if t is not None]
+        cores = (self.arp.get_timer(), self.reassembler.get_timer(), self.reassembler6.get_timer())
+        times = [t for t in cores if t is not None]
+        if self.ndp is not None and (t := self.ndp.get_timer()) is not None:
+            times.append(t)
+        if self.dhcp is not None and (t := self.dhcp.get_timer()) is not None:
+            times.append(t)
         for flow in self.conns.values():
             t = flow.conn.get_timer()
             if t is not None:
@@ -416,6 +857,11 @@ class DirectStack:
         now = self.now()
         self._emit_arp(self.arp.handle_timer(now))
         self.reassembler.expire(now)
+        self.reassembler6.expire(now)
+        if self.dhcp is not None:
+            self._emit_dhcp(self.dhcp.handle_timer(now))
+        if self.ndp is not None:
+            self._emit_ndp(self.ndp.handle_timer(now))
         for quad, flow in list(self.conns.items()):
             t = flow.conn.get_timer()
             if t is not None and t <= now:
@@ -429,9 +875,13 @@ class DirectStack:
         self.stats.rx_frames += 1
         try:
             frame = EthernetFrame.decode(data)
-            if frame.dst not in (self.mac, BROADCAST):
+            if frame.dst not in (self.mac, BROADCAST) and not (
+                frame.dst[0] & 1 and frame.ethertype == ETHERTYPE_IPV6
+            ):
                 return
-            if frame.ethertype == ETHERTYPE_ARP:
+            if frame.ethertype == ETHERTYPE_IPV6:
+                self._ip6_input(Ipv6Packet.decode(frame.payload))
+            elif frame.ethertype == ETHERTYPE_ARP:
                 self._emit_arp(self.arp.input(ArpPacket.decode(frame.payload), self.now()))
             elif frame.ethertype == ETHERTYPE_IPV4:
                 packet = Ipv4Packet.decode(frame.payload)
@@ -480,7 +930,8 @@ class DirectStack:
             self._icmp_error(message)
 
     def _icmp_error(self, message: IcmpMessage) -> None:
-        """A hard error about one of our TCP connections that is still opening aborts it."""
+        """A hard error about one of our TCP connections that is still opening aborts
+        it; fragmentation needed lowers the connection's MSS (RFC 1191)."""
         try:
             inner = message.payload
             ihl = (inner[0] & 0x0F) * 4
@@ -488,30 +939,58 @@ class DirectStack:
                 return
             sport = int.from_bytes(inner[ihl : ihl + 2], "big")
             dport = int.from_bytes(inner[ihl + 2 : ihl + 4], "big")
+            seq = int.from_bytes(inner[ihl + 4 : ihl + 8], "big")
             quad = (inner[12:16], sport, inner[16:20], dport)
+            quoted_length = int.from_bytes(inner[2:4], "big")
         except IndexError:
             return
         flow = self.conns.get(quad)
+        if flow is not None and message.code == CODE_FRAG_NEEDED:
+            conn = flow.conn
+            # RFC 5927 4.1: believe only errors quoting a sequence number in flight.
+            if not conn.snd_una <= unwrap(seq, conn.snd_una) < max(conn.snd_max, conn.snd_una + 1):
+                return
+            mtu = message.rest & 0xFFFF
+            if mtu == 0 or mtu >= quoted_length:
+                # An old router (RFC 1191 5): guess the next plateau below the packet.
+                mtu = next((p for p in _PLATEAUS if p < quoted_length), 68)
+            if mtu < self.network.mtu and conn.path_mtu_changed(mtu, self.now()):
+                self._remember_pmtu(quad[2], mtu)
+                self.stats.pmtu_updates += 1
+                self._after(conn, quad)
+            return
         if flow is not None and flow.conn.state is State.SYN_SENT and message.code in (2, 3):
             flow.conn.abort(self.now(), "connection refused (ICMP unreachable)")
             self._after(flow.conn, quad)
 
-    def _udp_input(self, packet: Ipv4Packet) -> None:
+    def _udp_input(self, packet: Ipv4Packet | Ipv6Packet) -> None:
         datagram = UdpDatagram.decode(packet.payload, packet.src, packet.dst)
         callback = self.udp_listeners.get(datagram.dst_port)
         if callback is None:
+            if isinstance(packet, Ipv6Packet):
+                if not is_multicast(packet.dst):
+                    quoted = packet.encode()[:1232]
+                    err6 = Icmpv6Message(TYPE6_DEST_UNREACHABLE, CODE6_PORT_UNREACHABLE, 0, quoted)
+                    self.stats.icmp_unreachable_sent += 1
+                    self.ip_output(
+                        packet.src,
+                        PROTO_ICMPV6,
+                        err6.encode(packet.dst, packet.src),
+                        src=packet.dst,
+                    )
+                return
             if packet.dst == self.address:
                 err = IcmpMessage.unreachable(CODE_PORT_UNREACHABLE, packet.encode())
                 self.stats.icmp_unreachable_sent += 1
                 self.ip_output(packet.src, PROTO_ICMP, err.encode())
             return
         result = callback(
-            str(ipaddress.IPv4Address(packet.src)), datagram.src_port, datagram.payload
+            str(ipaddress.ip_address(packet.src)), datagram.src_port, datagram.payload
         )
         if inspect.isawaitable(result):
             self._spawn(result)
 
-    def _tcp_input(self, packet: Ipv4Packet) -> None:
+    def _tcp_input(self, packet: Ipv4Packet | Ipv6Packet) -> None:
         seg = TcpSegment.decode(packet.payload, packet.src, packet.dst)
         quad = (packet.dst, seg.dst_port, packet.src, seg.src_port)
         now = self.now()
@@ -548,11 +1027,14 @@ class DirectStack:
                     mss=min(mss, self.tcp_config.mss),
                 )
                 self.stats.syn_cookies_sent += 1
-                self.ip_output(packet.src, PROTO_TCP, reply.encode(packet.dst, packet.src))
+                self.ip_output(
+                    packet.src, PROTO_TCP, reply.encode(packet.dst, packet.src), src=packet.dst
+                )
                 return
             conn = Connection(
-                seg.dst_port, seg.src_port, self.isn(*quad, now), now, self.tcp_config
+                seg.dst_port, seg.src_port, self.isn(*quad, now), now, self._config_for(quad[2])
             )
+            conn.path_mtu = self._cached_pmtu(packet.src)
             conn.accept(seg, now)
             flow = TcpFlow(self, conn, quad)
             flow.handler = handler  # type: ignore[attr-defined]
@@ -575,7 +1057,7 @@ class DirectStack:
                     irs=(seg.seq - 1) & 0xFFFFFFFF,
                     mss=cookie_mss,
                     now=now,
-                    config=self.tcp_config,
+                    config=self._config_for(quad[2]),
                 )
                 flow = TcpFlow(self, conn, quad)
                 flow.handler = handler  # type: ignore[attr-defined]
@@ -591,7 +1073,27 @@ class DirectStack:
         else:
             reply = TcpSegment(seg.dst_port, seg.src_port, 0, seg.seq + seg.seq_len, RST | ACK, 0)
         self.stats.tcp_resets_sent += 1
-        self.ip_output(packet.src, PROTO_TCP, reply.encode(packet.dst, packet.src))
+        self.ip_output(packet.src, PROTO_TCP, reply.encode(packet.dst, packet.src), src=packet.dst)
+
+    def _remember_pmtu(self, remote: bytes, mtu: int) -> None:
+        """Keep a lowered path MTU for new connections to ``remote`` (RFC 1191 6.3:
+        for ten minutes, after which the larger MTU is tried again)."""
+        self.path_mtus.pop(remote, None)
+        if len(self.path_mtus) >= MAX_PATH_MTUS:
+            del self.path_mtus[next(iter(self.path_mtus))]
+        self.path_mtus[remote] = (mtu, self.now() + PATH_MTU_AGE)
+
+    def _cached_pmtu(self, remote: bytes) -> int | None:
+        entry = self.path_mtus.get(remote)
+        if entry is None:
+            return None
+        if entry[1] <= self.now():
+            del self.path_mtus[remote]
+            return None
+        return entry[0]
+
+    def _config_for(self, remote: bytes) -> TcpConfig:
+        return self.tcp_config6 if len(remote) == 16 else self.tcp_config
 
     def _forget(self, quad: Quad) -> None:
         flow = self.conns.pop(quad, None)
@@ -602,7 +1104,7 @@ class DirectStack:
         """Send what ``conn`` produced, start handlers, wake waiters, re-arm timers."""
         local, _, remote, _ = quad
         for seg in conn.take_segments():
-            self.ip_output(remote, PROTO_TCP, seg.encode(local, remote))
+            self.ip_output(remote, PROTO_TCP, seg.encode(local, remote), src=local)
         flow = self.conns.get(quad)
         if flow is not None and flow.conn is conn:
             handler = getattr(flow, "handler", None)
@@ -629,15 +1131,17 @@ class DirectStack:
         return self._next_port
 
     async def tcp_connect(self, dst: str, port: int, timeout: float | None = None) -> TcpFlow:
-        remote = ipaddress.IPv4Address(dst).packed
+        remote = ipaddress.ip_address(dst).packed
+        local = self.source_for(remote)
         for _ in range(hi_lo := EPHEMERAL[1] - EPHEMERAL[0]):
-            quad = (self.address, self.ephemeral_port(), remote, port)
+            quad = (local, self.ephemeral_port(), remote, port)
             if quad not in self.conns:
                 break
         else:  # pragma: no cover
             raise OSError(f"no free port among {hi_lo}")
         now = self.now()
-        conn = Connection(quad[1], port, self.isn(*quad, now), now, self.tcp_config)
+        conn = Connection(quad[1], port, self.isn(*quad, now), now, self._config_for(remote))
+        conn.path_mtu = self._cached_pmtu(remote)
         flow = TcpFlow(self, conn, quad)
         self.conns[quad] = flow
         conn.open(now)

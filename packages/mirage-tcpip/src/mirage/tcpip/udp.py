@@ -1,4 +1,4 @@
-"""UDP datagrams (RFC 768) with the IPv4 pseudo-header checksum."""
+"""UDP datagrams (RFC 768) with the IPv4 or IPv6 pseudo-header checksum."""
 
 from __future__ import annotations
 
@@ -22,13 +22,15 @@ class UdpDatagram:
 
     @classmethod
     def decode(cls, data: bytes, src: bytes, dst: bytes, *, verify: bool = True) -> UdpDatagram:
-        """Decode ``data`` sent from IPv4 ``src`` to ``dst``; a bad checksum is an error."""
+        """Decode ``data`` sent from ``src`` to ``dst``; a bad checksum is an error."""
         if len(data) < 8:
             raise DecodeError("udp", "shorter than a header")
         sport, dport, length, csum = _HEADER.unpack_from(data)
         if length < 8 or length > len(data):
             raise DecodeError("udp", f"length field {length} does not fit {len(data)} bytes")
         data = data[:length]
+        if csum == 0 and len(src) == 16:
+            raise DecodeError("udp", "no checksum over IPv6 (RFC 8200 8.1)")
         if verify and csum != 0 and checksum(pseudo_header(src, dst, PROTO_UDP, length) + data):
             raise DecodeError("udp", "bad checksum")
         return cls(sport, dport, bytes(data[8:]))

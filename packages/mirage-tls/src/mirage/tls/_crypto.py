@@ -287,10 +287,17 @@ SIGNATURE_SCHEMES: tuple[int, ...] = (
 
 
 def schemes_for_key(key: object, tls13: bool = True) -> tuple[int, ...]:
-    """The schemes a private or public key can sign or verify with, preferred first."""
+    """The schemes a private or public key can sign or verify with, preferred first.
+
+    TLS 1.3 binds an ECDSA scheme to its curve; in TLS 1.2 the scheme names only the
+    hash (RFC 5246 7.4.1.4.1), so any ECDSA hash goes with any curve there, the
+    curve's own first."""
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         name = key.curve.name
-        return tuple(s for s, c in _ECDSA_CURVE.items() if c == name)
+        own = tuple(s for s, c in _ECDSA_CURVE.items() if c == name)
+        if tls13:
+            return own
+        return own + tuple(s for s in _ECDSA_CURVE if s not in own)
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return (SignatureScheme.ed25519,)
     if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):

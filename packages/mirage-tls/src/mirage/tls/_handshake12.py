@@ -377,7 +377,9 @@ def server_hello12(conn: TlsConnection, ch: m.ClientHello) -> State:
 
 def _resumable(conn: TlsConnection, ch: m.ClientHello, offered: list[int]) -> TicketContents | None:
     key = conn.config.ticket_key
-    if key is None or not ch.session_ticket or not ch.legacy_session_id:
+    # A client may present its ticket with an empty session id (RFC 5077 3.4, as
+    # tlslite-ng does); it then tells resumption by our ChangeCipherSpec.
+    if key is None or not ch.session_ticket:
         return None
     contents = open_ticket(key, ch.session_ticket)
     if contents is None or contents.version != TLS1_2 or contents.cipher_suite not in offered:

@@ -70,6 +70,11 @@ class TlsFlow:
     def alpn_protocol(self) -> bytes | None:
         return self.connection.alpn_protocol
 
+    @property
+    def peer(self) -> object:
+        """The transport's ``peer`` (an address), if it has one."""
+        return getattr(self.transport, "peer", None)
+
     async def _flush(self) -> None:
         async with self._send_lock:
             data = self.connection.data_to_send()

@@ -70,6 +70,7 @@ _SYNCHRONIZED = {
 }
 _RECEIVING = {State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2}
 _SENDING = {State.ESTABLISHED, State.CLOSE_WAIT}
+_KEEPALIVE = {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,17 @@ class TcpConfig:
     """``"cubic"`` (RFC 9438, with its Reno-friendly region) or ``"newreno"`` (RFC 5681)."""
     """Initial congestion window in segments (RFC 6928)."""
     challenge_acks_per_second: int = 10
+    keepalive: bool = False
+    """Probe an idle connection (RFC 1122 4.2.3.6); off by default, as the RFC says."""
+    keepalive_idle: float = 7200.0
+    """Seconds without any segment from the peer before the first probe."""
+    keepalive_interval: float = 75.0
+    """Seconds between unanswered probes."""
+    keepalive_count: int = 9
+    """Unanswered probes after which the connection is reset and closed."""
+    min_mss: int = 88
+    """Floor for the send MSS when ICMP fragmentation-needed lowers the path MTU
+    (RFC 1191's 68-byte minimum MTU, less the IPv4 and TCP headers, rounded up)."""
 
 
 def unwrap(value: int, reference: int) -> int:
@@ -190,6 +202,17 @@ class Connection:
         self.stats_retransmits = 0
         self.stats_fast_retransmits = 0
         self.stats_timeouts = 0
+        # keepalive (RFC 1122 4.2.3.6) and path MTU (RFC 1191)
+        self.keepalive = c.keepalive
+        self.keepalive_idle = c.keepalive_idle
+        self.keepalive_interval = c.keepalive_interval
+        self.keepalive_count = c.keepalive_count
+        self._ka_at: float | None = None
+        self.keepalive_probes = 0
+        self.stats_keepalives = 0
+        self.path_mtu: int | None = None
+        """The path MTU to the peer if ICMP has lowered it (RFC 1191)."""
+        self.stats_pmtu_updates = 0
 
     # ------------------------------------------------------------------ opening
 
@@ -273,6 +296,8 @@ class Connection:
     def _take_syn_options(self, syn: TcpSegment) -> None:
         c = self.config
         self.send_mss = min(syn.mss if syn.mss else 536, c.mss)
+        if self.path_mtu is not None:
+            self.send_mss = max(min(self.send_mss, self.path_mtu - 40), c.min_mss)
         self._peer_wscale = syn.wscale
         if c.window_scaling and syn.wscale is not None:
             self.snd_wscale = syn.wscale
@@ -452,6 +477,7 @@ class Connection:
                 and flight > 0
                 and not self.config.nodelay
                 and not send_fin
+                and self.snd_nxt >= self.snd_max
             ):
                 break  # Nagle: wait for the ACK of what is in flight
             if 0 < n < mss and n < avail and n < self.max_snd_wnd // 2 and flight > 0:
@@ -495,7 +521,14 @@ class Connection:
     def get_timer(self) -> float | None:
         times = [
             t
-            for t in (self._rto_at, self._dack_at, self._tw_at, self._fw2_at, self._persist_at)
+            for t in (
+                self._rto_at,
+                self._dack_at,
+                self._tw_at,
+                self._fw2_at,
+                self._persist_at,
+                self._ka_at,
+            )
             if t is not None
         ]
         return min(times) if times else None
@@ -519,6 +552,87 @@ class Connection:
             self._output(now, force_one=True)
         if self._rto_at is not None and now >= self._rto_at:
             self._on_rto(now)
+        if self._ka_at is not None and now >= self._ka_at:
+            self._on_keepalive(now)
+
+    # ------------------------------------------------------------------ keepalive
+
+    def set_keepalive(
+        self,
+        now: float,
+        enabled: bool = True,
+        *,
+        idle: float | None = None,
+        interval: float | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Turn keepalive on or off for this connection, optionally with new times."""
+        self.keepalive = enabled
+        if idle is not None:
+            self.keepalive_idle = idle
+        if interval is not None:
+            self.keepalive_interval = interval
+        if count is not None:
+            self.keepalive_count = count
+        self.keepalive_probes = 0
+        self._ka_at = None
+        self._ka_touch(now)
+
+    def _ka_touch(self, now: float) -> None:
+        """Something arrived from the peer: the idle time starts again."""
+        if self.keepalive and self.state in _KEEPALIVE:
+            self.keepalive_probes = 0
+            self._ka_at = now + self.keepalive_idle
+        else:
+            self._ka_at = None
+
+    def _on_keepalive(self, now: float) -> None:
+        self._ka_at = None
+        if not self.keepalive or self.state not in _KEEPALIVE:
+            return
+        if self.snd_max > self.snd_una or self._persist_at is not None:
+            # Data in flight: the retransmission timer (or the persist timer)
+            # watches the peer; look again after another idle period.
+            self._ka_at = now + self.keepalive_idle
+            return
+        if self.keepalive_probes >= self.keepalive_count:
+            self._out.append(self._segment(RST | ACK, self.snd_nxt))
+            self._enter_closed("timed out (keepalive)")
+            return
+        # The probe: an ACK one below SND.NXT, which the peer must answer with an ACK.
+        self.keepalive_probes += 1
+        self.stats_keepalives += 1
+        self._out.append(self._segment(ACK, self.snd_nxt - 1))
+        self._ka_at = now + self.keepalive_interval
+
+    # ------------------------------------------------------------------ path MTU
+
+    def path_mtu_changed(self, mtu: int, now: float) -> bool:
+        """ICMP says a packet of ours was too big for a ``mtu``-byte link (RFC 1191).
+
+        Lowers the send MSS (never below ``min_mss``) and at once resends what was
+        in flight in segments of the new size, without treating it as congestion.
+        Returns whether anything changed."""
+        self._now = now
+        options = 12 if self.ts_enabled else 0
+        mss = max(mtu - 40 - options, self.config.min_mss - options)
+        if self.path_mtu is None or mtu < self.path_mtu:
+            self.path_mtu = max(mtu, self.config.min_mss + 40)
+        if mss >= self.send_mss:
+            return False
+        self.send_mss = mss
+        self.stats_pmtu_updates += 1
+        if self.state in _SYNCHRONIZED and self.snd_max > self.snd_una:
+            # Go back to SND.UNA and resend in smaller pieces (Linux's "simple
+            # retransmit"): the lost segments were too big, not a sign of congestion.
+            self.cwnd = max(self.cwnd, self.send_mss)
+            self.snd_nxt = self.snd_una
+            self._fin_seq = None
+            self._rtt_seq = None
+            self._sacked = []
+            self._rto_at = None
+            self._output(now)
+        return True
 
     def _on_rto(self, now: float) -> None:
         self._rto_at = None
@@ -583,6 +697,11 @@ class Connection:
     # ------------------------------------------------------------------ input
 
     def receive(self, seg: TcpSegment, now: float) -> None:
+        self._receive(seg, now)
+        if self.keepalive or self._ka_at is not None:
+            self._ka_touch(now)
+
+    def _receive(self, seg: TcpSegment, now: float) -> None:
         self._now = now
         if self.state is State.CLOSED:
             return
@@ -1043,7 +1162,7 @@ class Connection:
 
     def _enter_time_wait(self, now: float) -> None:
         self.state = State.TIME_WAIT
-        self._rto_at = self._dack_at = self._fw2_at = self._persist_at = None
+        self._rto_at = self._dack_at = self._fw2_at = self._persist_at = self._ka_at = None
         self._tw_at = now + 2 * self.config.msl
 
     def _enter_closed(self, error: str | None) -> None:
@@ -1051,6 +1170,7 @@ class Connection:
         if error is not None and self.error is None:
             self.error = error
         self._rto_at = self._dack_at = self._tw_at = self._fw2_at = self._persist_at = None
+        self._ka_at = None
         self._sbuf.clear()
         self._ooo.clear()
         if error is not None:

@@ -1,0 +1,328 @@
+"""The ``xen-arm64`` and ``arm`` targets: build an ARM image, and boot it where we can.
+
+Both reuse mirage-vm's image: the runtime and kernel are taken from Debian's packages
+for the guest's architecture (``apt-get download``, cached by version), and the
+initramfs (pruned CPython, sourceless bytecode, ``/init``) is written on the host.
+
+``xen-arm64`` adds Debian's ARM64 Xen hypervisor and a dom0less device tree written
+by :mod:`mirage.arm._dom0less` from QEMU's own ``virt`` tree; ``mirage run`` boots
+Xen under ``qemu-system-aarch64``, which loads the guest's kernel and initramfs at the
+addresses the tree names. ``arm`` builds for a board profile (``--board``): the QEMU
+``virt`` boards boot under QEMU; the real boards get their kernel, initramfs, device
+tree and U-Boot script written, to be copied to the board's boot partition.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mirage.core import MirageError
+from mirage.core.build import ArtifactContext
+from mirage.vm._arch import RUNTIME_PACKAGES, Arch
+from mirage.vm._image import Image, build_initramfs, find_kernel
+
+from ._boards import ARM_ARCHES, BOARDS, EXTRA_RUNTIME, Board, boot_script
+from ._console import stream
+from ._dom0less import KERNEL_ADDR, RAMDISK_ADDR, Guest, dom0less_tree, set_guest_bootargs
+from ._fdt import FdtError, pull_fdt, push_fdt
+from ._packages import fetch_root
+from ._uboot import script_image
+
+__all__ = [
+    "XEN_PACKAGE",
+    "build_arm",
+    "build_xen",
+    "dump_virt_dtb",
+    "run_arm",
+    "run_xen",
+    "xen_qemu_command",
+]
+
+XEN_PACKAGE = "xen-hypervisor-4.17-arm64"
+XEN_MACHINE = ("-machine", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a57")
+XEN_HOST_MEMORY = 2048  # MiB: Xen, and the guest's memory inside it
+GUEST_IPV4 = "10.0.2.15/24"  # QEMU's user-mode network
+GUEST_GATEWAY = "10.0.2.2"
+DEFAULT_TIMEOUT = 300
+
+
+def _keys(ctx: ArtifactContext) -> dict[str, Any]:
+    return dict(ctx.plan.keys)
+
+
+def _needs_network(ctx: ArtifactContext) -> bool:
+    return any(d.module_type in ("stack", "network") for d in ctx.plan.devices)
+
+
+def _cmdline(console: str, argv: list[str], network: bool) -> str:
+    parts = [f"console={console}", "quiet", "panic=-1"]
+    if network:
+        parts += [f"MIRAGE_IPV4={GUEST_IPV4}", f"MIRAGE_GATEWAY={GUEST_GATEWAY}"]
+    if argv:
+        parts.append("MIRAGE_ARGV=" + base64.urlsafe_b64encode(json.dumps(argv).encode()).decode())
+    return " ".join(parts)
+
+
+def _fetch_root(arch: Arch, flavour: str, extra: list[str]) -> tuple[Path, Path, str]:
+    """The unpacked runtime, kernel (and ``extra`` packages): root, kernel, version."""
+    packages = [*RUNTIME_PACKAGES, *EXTRA_RUNTIME.get(arch.name, ()), *extra]
+    root = fetch_root(packages, flavour, arch.deb)
+    kernel, version = find_kernel(root)
+    return root, kernel, version
+
+
+def _build_image(
+    ctx: ArtifactContext, arch: Arch, root: Path, version: str, network: bool
+) -> Image:
+    ctx.dist_dir.mkdir(parents=True, exist_ok=True)
+    return build_initramfs(
+        ctx, arch, root, version, network=network, out=ctx.dist_dir / f"{ctx.plan.name}.initrd"
+    )
+
+
+def dump_virt_dtb(qemu: str, machine: tuple[str, ...], memory_mib: int) -> bytes:
+    """The device tree QEMU's ``virt`` machine would give a guest with this memory."""
+    if shutil.which(qemu) is None:
+        raise MirageError(
+            f"{qemu} is not installed; the device tree is QEMU's own",
+            hint="apt-get install qemu-system-arm",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "virt.dtb"
+        args = list(machine)
+        args[1] += f",dumpdtb={path}"
+        result = subprocess.run(
+            [qemu, *args, "-m", str(memory_mib), "-nographic", "-nodefaults"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if not path.exists():
+            raise MirageError(f"{qemu} wrote no device tree: {result.stderr.strip()[-500:]}")
+        return path.read_bytes()
+
+
+def _write_script(path: Path, argv: list[str]) -> None:
+    path.write_text(f'#!/bin/sh\ncd "$(dirname "$0")" && exec {shlex.join(argv)}\n')
+    path.chmod(0o755)
+
+
+# -- xen-arm64 --------------------------------------------------------------------------
+
+
+def build_xen(ctx: ArtifactContext) -> list[Path]:
+    keys = _keys(ctx)
+    if _needs_network(ctx):
+        raise MirageError(
+            "a dom0less guest of Xen on ARM64 has no network device (Xen's PV network"
+            " needs a dom0 with xenstored)",
+            hint="use a configuration without a network stack, or -t arm --board virt-aarch64",
+        )
+    arch = ARM_ARCHES["aarch64"]
+    root, kernel, version = _fetch_root(arch, arch.kernel_flavour, [XEN_PACKAGE])
+    hypervisor = sorted((root / "boot").glob("xen-*-arm64"))
+    if not hypervisor:
+        raise MirageError(f"{XEN_PACKAGE} holds no hypervisor image (boot/xen-*-arm64)")
+    image = _build_image(ctx, arch, root, version, network=False)
+    name, dist = ctx.plan.name, ctx.dist_dir
+    shutil.copyfile(kernel, dist / f"{name}.kernel")
+    shutil.copyfile(hypervisor[-1], dist / f"{name}.xen")
+    memory = int(keys.get("vm-memory") or 256)
+    guest = Guest(
+        kernel_size=kernel.stat().st_size,
+        ramdisk_size=image.size,
+        memory_mib=memory,
+        bootargs=_cmdline("ttyAMA0", [], network=False),
+    )
+    base = dump_virt_dtb(arch.qemu, XEN_MACHINE, XEN_HOST_MEMORY)
+    (dist / f"{name}.dtb").write_bytes(dom0less_tree(base, guest))
+    info = {"timeout": int(keys.get("arm-timeout") or DEFAULT_TIMEOUT), "memory": memory}
+    (dist / f"{name}.xen-arm64.json").write_text(json.dumps(info, indent=1))
+    script = dist / f"{name}.qemu.sh"
+    _write_script(script, xen_qemu_command(name, f"{name}.dtb"))
+    print(
+        f"image: kernel {kernel.stat().st_size / 2**20:.1f} MiB, initrd"
+        f" {image.size / 2**20:.1f} MiB; Xen {hypervisor[-1].name}; dom0less tree {name}.dtb",
+        file=sys.stderr,
+    )
+    return [dist / f"{name}.xen", dist / f"{name}.dtb", dist / f"{name}.kernel", image.initrd]
+
+
+def xen_qemu_command(name: str, dtb: str) -> list[str]:
+    return [
+        "qemu-system-aarch64",
+        "-accel",
+        "tcg",
+        *XEN_MACHINE,
+        "-smp",
+        "1",
+        "-m",
+        str(XEN_HOST_MEMORY),
+        "-nographic",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        f"{name}.xen",
+        "-dtb",
+        dtb,
+        "-device",
+        f"loader,file={name}.kernel,addr={KERNEL_ADDR:#x},force-raw=on",
+        "-device",
+        f"loader,file={name}.initrd,addr={RAMDISK_ADDR:#x},force-raw=on",
+    ]
+
+
+def run_xen(ctx: ArtifactContext, argv: list[str]) -> int:
+    name, dist = ctx.plan.name, ctx.dist_dir
+    info_path = dist / f"{name}.xen-arm64.json"
+    if not info_path.exists():
+        raise MirageError(f"{dist / name}.dtb does not exist", hint="run 'mirage build' first")
+    info = json.loads(info_path.read_text())
+    dtb = f"{name}.dtb"
+    if argv:
+        # The runtime arguments ride on the guest's command line, in the tree.
+        dtb = f"{name}.run.dtb"
+        blob = set_guest_bootargs(
+            (dist / f"{name}.dtb").read_bytes(), _cmdline("ttyAMA0", argv, False)
+        )
+        (dist / dtb).write_bytes(blob)
+    return stream(xen_qemu_command(name, dtb), dist, domain=1, timeout=info["timeout"])
+
+
+# -- arm (board profiles) ---------------------------------------------------------------
+
+
+def _board(keys: dict[str, Any]) -> Board:
+    name = keys.get("board") or "virt-aarch64"
+    board = BOARDS.get(name)
+    if board is None:
+        raise MirageError(
+            f"no board profile {name!r}",
+            where="--board",
+            hint=f"choose one of: {', '.join(BOARDS)}",
+        )
+    return board
+
+
+def build_arm(ctx: ArtifactContext) -> list[Path]:
+    keys = _keys(ctx)
+    board = _board(keys)
+    arch = ARM_ARCHES[board.arch]
+    network = _needs_network(ctx)
+    if network and board.load != "qemu":
+        raise MirageError(
+            f"the {board.name} profile has no network driver list yet: the image cannot hand"
+            " a NIC to the configuration's stack",
+            where="--board",
+            hint="use a configuration without a network stack, or --board virt-aarch64",
+        )
+    root, kernel, version = _fetch_root(arch, board.kernel_flavour, [])
+    image = _build_image(ctx, arch, root, version, network=network)
+    name, dist = ctx.plan.name, ctx.dist_dir
+    shutil.copyfile(kernel, dist / f"{name}.kernel")
+    memory = int(keys.get("vm-memory") or 256)
+    bootargs = _cmdline(board.console, [], network)
+    written = [dist / f"{name}.kernel", image.initrd]
+    if board.dtb is None:
+        # QEMU makes the tree at boot; a copy is written for reference when QEMU is here.
+        if shutil.which(arch.qemu):
+            (dist / f"{name}.dtb").write_bytes(dump_virt_dtb(arch.qemu, arch.qemu_args, memory))
+            written.append(dist / f"{name}.dtb")
+    else:
+        source = root / "usr" / "lib" / f"linux-image-{version}" / board.dtb
+        if not source.is_file():
+            raise MirageError(
+                f"the kernel package for {board.name} ships no {board.dtb}",
+                hint=f"look under usr/lib/linux-image-{version}/ of the kernel package",
+            )
+        try:
+            tree = pull_fdt(source.read_bytes())
+        except FdtError as exc:
+            raise MirageError(f"{source.name} is not a device tree: {exc}") from None
+        tree.ensure("/chosen").set("bootargs", bootargs)
+        (dist / f"{name}.dtb").write_bytes(push_fdt(tree, keep_layout=False))
+        written.append(dist / f"{name}.dtb")
+    if board.load == "u-boot":
+        text = boot_script(board, name, bootargs)
+        (dist / "boot.cmd").write_text(text)
+        (dist / "boot.scr").write_bytes(script_image(text, arch=board.arch, name=name))
+        written += [dist / "boot.cmd", dist / "boot.scr"]
+    info = {
+        "board": board.name,
+        "network": network,
+        "memory": memory,
+        "forward": keys.get("vm-forward") or "",
+        "timeout": int(keys.get("arm-timeout") or DEFAULT_TIMEOUT),
+    }
+    (dist / f"{name}.arm.json").write_text(json.dumps(info, indent=1))
+    if board.boots_here:
+        script = dist / f"{name}.qemu.sh"
+        _write_script(script, arm_qemu_command(name, board, info, []))
+        written.append(script)
+    print(
+        f"image for {board.name}: kernel {kernel.stat().st_size / 2**20:.1f} MiB, initrd"
+        f" {image.size / 2**20:.1f} MiB; written: {', '.join(p.name for p in written)}",
+        file=sys.stderr,
+    )
+    return written
+
+
+def arm_qemu_command(name: str, board: Board, info: dict[str, Any], argv: list[str]) -> list[str]:
+    arch = ARM_ARCHES[board.arch]
+    command = [
+        arch.qemu,
+        "-accel",
+        "tcg",
+        *arch.qemu_args,
+        "-m",
+        str(info["memory"]),
+        "-nographic",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        f"{name}.kernel",
+        "-initrd",
+        f"{name}.initrd",
+        "-append",
+        _cmdline(board.console, argv, info["network"]),
+    ]
+    if info["network"]:
+        forwards = "".join(
+            f",hostfwd=tcp:127.0.0.1:{host}-:{guest}"
+            for host, _, guest in (f.partition(":") for f in info["forward"].split(",") if f)
+        )
+        command += [
+            "-netdev",
+            f"user,id=n0{forwards}",
+            "-device",
+            "virtio-net-pci,netdev=n0,romfile=",
+        ]
+    return command
+
+
+def run_arm(ctx: ArtifactContext, argv: list[str]) -> int:
+    name, dist = ctx.plan.name, ctx.dist_dir
+    info_path = dist / f"{name}.arm.json"
+    if not info_path.exists():
+        raise MirageError(f"{dist / name}.initrd does not exist", hint="run 'mirage build' first")
+    info = json.loads(info_path.read_text())
+    board = BOARDS[info["board"]]
+    if not board.boots_here:
+        raise MirageError(
+            f"the {board.name} board cannot be booted on this machine",
+            hint=f"copy {name}.kernel, {name}.initrd, {name}.dtb and boot.scr from {dist}"
+            " to the board's boot partition, and boot it with U-Boot",
+        )
+    return stream(arm_qemu_command(name, board, info, argv), dist, timeout=info["timeout"])

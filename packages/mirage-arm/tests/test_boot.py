@@ -1,0 +1,157 @@
+"""ARM images built on this (x86_64) machine from Debian's ARM packages, booted under QEMU.
+
+Needs qemu-system-aarch64 / qemu-system-arm (Debian's qemu-system-arm), apt-get and
+dpkg-deb, and dpkg knowing the foreign architecture (arm64; armhf for the 32-bit
+boards). The packages are cached (MIRAGE_CACHE), so only the first run downloads. A
+boot takes about 5 s under emulation; Xen's a little longer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mirage.arm import pull_fdt
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def _foreign(arch: str) -> bool:
+    if shutil.which("dpkg") is None:
+        return False
+    out = subprocess.run(
+        ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True, check=False
+    ).stdout
+    return arch in out.split()
+
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
+    reason="ARM images take their kernel and runtime from Debian packages (apt-get, dpkg-deb)",
+)
+
+
+def _missing(qemu: str, arch: str) -> str | None:
+    if shutil.which(qemu) is None:
+        return f"{qemu} is not installed (apt-get install qemu-system-arm)"
+    if not _foreign(arch):
+        return f"dpkg does not know {arch} (dpkg --add-architecture {arch} && apt-get update)"
+    return None
+
+
+_ARM64 = _missing("qemu-system-aarch64", "arm64")
+_ARMHF = _missing("qemu-system-arm", "armhf")
+needs_arm64 = pytest.mark.skipif(_ARM64 is not None, reason=_ARM64 or "")
+needs_armhf = pytest.mark.skipif(_ARMHF is not None, reason=_ARMHF or "")
+
+
+def mirage(directory: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mirage.core", "-C", str(directory), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def hello(tmp_path: Path, *configure: str) -> Path:
+    project = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", project, ignore=shutil.ignore_patterns("mirage", "dist"))
+    configured = mirage(project, "configure", *configure)
+    assert configured.returncode == 0, configured.stderr
+    built = mirage(project, "build", timeout=600)
+    assert built.returncode == 0, built.stderr
+    return project
+
+
+@needs_arm64
+def test_hello_as_a_dom0less_guest_of_xen_on_arm64(tmp_path: Path) -> None:
+    project = hello(tmp_path, "-t", "xen-arm64")
+    dist = project / "dist"
+    tree = pull_fdt((dist / "hello.dtb").read_bytes())
+    kernel = tree.get("/chosen/domU1/module@49000000")
+    ramdisk = tree.get("/chosen/domU1/module@50000000")
+    assert kernel.cells("reg")[3] == (dist / "hello.kernel").stat().st_size
+    assert ramdisk.cells("reg")[3] == (dist / "hello.initrd").stat().st_size
+    assert (dist / "hello.xen").read_bytes()[:4] != b"\x7fELF"  # an arm64 Image
+    ran = mirage(project, "run", "--count", "2", "--hello", "hi from a Xen guest", timeout=240)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.splitlines() == ["hi from a Xen guest"] * 2
+
+
+@needs_arm64
+def test_the_exit_status_comes_back_from_xen(tmp_path: Path) -> None:
+    (tmp_path / "config.py").write_text(
+        textwrap.dedent("""
+        from mirage.core.dsl import default, job, register
+        register("fail", job("unikernel:start", console=default("console")))
+    """)
+    )
+    (tmp_path / "unikernel.py").write_text(
+        "import sys\nasync def start(console):\n    await console.log('about to exit')\n"
+        "    sys.exit(3)\n"
+    )
+    assert mirage(tmp_path, "configure", "-t", "xen-arm64").returncode == 0
+    assert mirage(tmp_path, "build", timeout=600).returncode == 0
+    ran = mirage(tmp_path, "run", timeout=240)
+    assert "about to exit" in ran.stdout
+    assert ran.returncode == 3, ran.stdout + ran.stderr
+
+
+@needs_arm64
+def test_hello_on_the_aarch64_virt_board(tmp_path: Path) -> None:
+    project = hello(tmp_path, "-t", "arm", "--board", "virt-aarch64")
+    assert pull_fdt((project / "dist" / "hello.dtb").read_bytes()).find("/pl011@9000000")
+    ran = mirage(project, "run", "--count", "1", "--hello", "hi from virt", timeout=240)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.splitlines() == ["hi from virt"]
+
+
+@needs_arm64
+def test_rpi4_artifacts_are_written_not_booted(tmp_path: Path) -> None:
+    project = hello(tmp_path, "-t", "arm", "--board", "rpi4")
+    dist = project / "dist"
+    tree = pull_fdt((dist / "hello.dtb").read_bytes())
+    assert "raspberrypi,4-model-b" in tree.root.strings("compatible")
+    assert tree.get("/chosen").string("bootargs").startswith("console=ttyS1,115200")
+    assert "booti" in (dist / "boot.cmd").read_text()
+    assert (dist / "boot.scr").read_bytes()[:4] == bytes.fromhex("27051956")
+    ran = mirage(project, "run")
+    assert ran.returncode != 0 and "cannot be booted on this machine" in ran.stderr
+
+
+@needs_armhf
+def test_hello_on_the_armv7_virt_board(tmp_path: Path) -> None:
+    project = hello(tmp_path, "-t", "arm", "--board", "virt-armv7")
+    ran = mirage(project, "run", "--count", "1", "--hello", "hi from armv7", timeout=240)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.splitlines() == ["hi from armv7"]
+
+
+@needs_armhf
+def test_cubieboard2_artifacts_are_written_not_booted(tmp_path: Path) -> None:
+    project = hello(tmp_path, "-t", "arm", "--board", "cubieboard2")
+    dist = project / "dist"
+    tree = pull_fdt((dist / "hello.dtb").read_bytes())
+    assert "cubietech,cubieboard2" in tree.root.strings("compatible")
+    assert "bootz" in (dist / "boot.cmd").read_text()
+
+
+@needs_arm64
+def test_every_device_tree_debians_arm64_kernel_ships_round_trips() -> None:
+    """dtc wrote them: our reader takes each, and our writer gives the same bytes."""
+    from mirage.arm import push_fdt
+    from mirage.arm._packages import fetch_root
+    from mirage.vm._arch import RUNTIME_PACKAGES
+
+    root = fetch_root(list(RUNTIME_PACKAGES), "arm64", "arm64")
+    blobs = sorted(root.glob("usr/lib/linux-image-*/**/*.dtb"))
+    assert len(blobs) > 100
+    for path in blobs:
+        data = path.read_bytes()
+        assert push_fdt(pull_fdt(data)) == data, path.name

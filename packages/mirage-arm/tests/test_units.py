@@ -1,0 +1,245 @@
+"""The pieces without a boot: dom0less tree, console filter, boards, U-Boot scripts."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mirage.arm import DeviceTree, pull_fdt, push_fdt, u64
+from mirage.arm._boards import ARM_ARCHES, BOARDS, boot_script
+from mirage.arm._console import ConsoleFilter, Seen, stream
+from mirage.arm._dom0less import (
+    COMMAND_LINE_MAX,
+    KERNEL_ADDR,
+    RAMDISK_ADDR,
+    Guest,
+    dom0less_tree,
+    set_guest_bootargs,
+)
+from mirage.arm._packages import parse_stanzas
+from mirage.arm._target import xen_qemu_command
+from mirage.arm._uboot import script_image
+from mirage.core import MirageError
+
+
+def virt_like(memory_mib: int = 2048) -> bytes:
+    tree = DeviceTree()
+    tree.root.set("#address-cells", 2)
+    tree.root.set("#size-cells", 2)
+    tree.root.set("compatible", "linux,dummy-virt")
+    memory = tree.ensure("/memory@40000000")
+    memory.set("device_type", "memory")
+    memory.set("reg", u64(0x40000000, memory_mib << 20))
+    tree.ensure("/pl011@9000000").set("compatible", ["arm,pl011", "arm,primecell"])
+    tree.ensure("/chosen").set("stdout-path", "/pl011@9000000")
+    return push_fdt(tree)
+
+
+GUEST = Guest(
+    kernel_size=32 << 20, ramdisk_size=13 << 20, memory_mib=256, bootargs="console=ttyAMA0"
+)
+
+
+def test_the_dom0less_tree_is_what_xen_reads() -> None:
+    tree = pull_fdt(dom0less_tree(virt_like(), GUEST))
+    chosen = tree.get("/chosen")
+    assert chosen.u32("#address-cells") == 2 and chosen.u32("#size-cells") == 2
+    assert chosen.string("xen,xen-bootargs") == (
+        "console=dtuart dtuart=/pl011@9000000 guest_loglvl=all bootscrub=0"
+    )
+    domain = tree.get("/chosen/domU1")
+    assert domain.strings("compatible") == ["xen,domain"]
+    assert domain.cells("memory") == (0, 256 * 1024)
+    assert domain.u32("cpus") == 1
+    assert domain.props["vpl011"] == b""
+    kernel = tree.get(f"/chosen/domU1/module@{KERNEL_ADDR:x}")
+    assert kernel.strings("compatible") == ["multiboot,kernel", "multiboot,module"]
+    assert kernel.cells("reg") == (0, KERNEL_ADDR, 0, 32 << 20)
+    assert kernel.string("bootargs") == "console=ttyAMA0"
+    ramdisk = tree.get(f"/chosen/domU1/module@{RAMDISK_ADDR:x}")
+    assert ramdisk.strings("compatible") == ["multiboot,ramdisk", "multiboot,module"]
+    assert ramdisk.cells("reg") == (0, RAMDISK_ADDR, 0, 13 << 20)
+    # The rest of the machine's tree is untouched.
+    assert tree.get("/pl011@9000000").strings("compatible") == ["arm,pl011", "arm,primecell"]
+
+
+def test_runtime_arguments_replace_the_guest_command_line() -> None:
+    blob = set_guest_bootargs(dom0less_tree(virt_like(), GUEST), "console=ttyAMA0 MIRAGE_ARGV=x")
+    kernel = pull_fdt(blob).get(f"/chosen/domU1/module@{KERNEL_ADDR:x}")
+    assert kernel.string("bootargs") == "console=ttyAMA0 MIRAGE_ARGV=x"
+
+
+def test_bad_guests_are_refused_with_a_reason() -> None:
+    with pytest.raises(MirageError, match="command line"):
+        set_guest_bootargs(dom0less_tree(virt_like(), GUEST), "x" * (COMMAND_LINE_MAX + 1))
+    with pytest.raises(MirageError, match="does not fit below the ramdisk"):
+        dom0less_tree(virt_like(), Guest(200 << 20, 1, 256, ""))
+    with pytest.raises(MirageError, match="runs past the machine's memory"):
+        dom0less_tree(virt_like(memory_mib=256), GUEST)
+
+
+def test_the_qemu_command_loads_the_modules_where_the_tree_says() -> None:
+    command = xen_qemu_command("hello", "hello.dtb")
+    assert command[0] == "qemu-system-aarch64"
+    assert "virt,virtualization=on,gic-version=3" in command
+    assert f"loader,file=hello.kernel,addr={KERNEL_ADDR:#x},force-raw=on" in command
+    assert f"loader,file=hello.initrd,addr={RAMDISK_ADDR:#x},force-raw=on" in command
+    assert command[command.index("-dtb") + 1] == "hello.dtb"
+
+
+def test_the_console_under_xen_shows_only_the_guest() -> None:
+    console = ConsoleFilter(domain=1)
+    assert console.feed("(XEN) Xen version 4.17.7\n") == Seen()
+    assert console.feed("(XEN) DOM1: hello\r\n") == Seen("hello")
+    assert console.feed("(XEN) DOM1: [    0.5] Run /init as init process\n") == Seen()
+    assert console.feed("(XEN) DOM1: [    0.6] Kernel panic - not syncing\n").show is not None
+    assert console.feed("(XEN) Panic on CPU 0:\n").show == "(XEN) Panic on CPU 0:"
+    assert console.feed("(XEN) DOM1: \x1b[0mmirage-vm: exit status 3\n") == Seen(status=3)
+    assert console.status == 3
+
+
+def test_the_console_of_a_bare_machine() -> None:
+    console = ConsoleFilter()
+    assert console.feed("hi\n") == Seen("hi")
+    assert console.feed("[    1.000000] reboot: Power down\n") == Seen()
+    assert console.feed("mirage-vm: exit status x\n") == Seen("mirage-vm: exit status x")
+    assert console.feed("mirage-vm: exit status 0\n") == Seen(status=0)
+
+
+@settings(max_examples=100)
+@given(st.text())
+def test_the_console_filter_takes_any_text(line: str) -> None:
+    seen = ConsoleFilter(domain=1).feed(line)
+    assert seen.show is None or isinstance(seen.show, str)
+
+
+def test_board_profiles() -> None:
+    assert {b.name: (b.arch, b.load) for b in BOARDS.values()} == {
+        "virt-aarch64": ("aarch64", "qemu"),
+        "virt-armv7": ("armv7", "qemu"),
+        "rpi4": ("aarch64", "u-boot"),
+        "cubieboard2": ("armv7", "u-boot"),
+    }
+    assert ARM_ARCHES["armv7"].deb == "armhf" and ARM_ARCHES["aarch64"].deb == "arm64"
+    assert [b.name for b in BOARDS.values() if b.boots_here] == ["virt-aarch64", "virt-armv7"]
+    script = boot_script(BOARDS["rpi4"], "hello", "console=ttyS1,115200 quiet")
+    assert 'setenv bootargs "console=ttyS1,115200 quiet"' in script
+    assert "booti ${kernel_addr_r} ${ramdisk_addr_r}:${initrd_size} ${fdt_addr_r}" in script
+    assert "bootz " in boot_script(BOARDS["cubieboard2"], "hello", "")
+    with pytest.raises(ValueError, match="not loaded by U-Boot"):
+        boot_script(BOARDS["virt-aarch64"], "hello", "")
+
+
+def read_script_image(data: bytes) -> tuple[int, str, str]:
+    """U-Boot's legacy header, read from its description: (arch, name, script)."""
+    fields = struct.unpack(">7I4B32s", data[:64])
+    assert fields[0] == 0x27051956
+    header = bytearray(data[:64])
+    header[4:8] = b"\0\0\0\0"
+    assert zlib.crc32(header) == fields[1]
+    body = data[64 : 64 + fields[3]]
+    assert zlib.crc32(body) == fields[6]
+    assert fields[9] == 6  # IH_TYPE_SCRIPT
+    size, end = struct.unpack_from(">II", body)
+    assert end == 0
+    return fields[8], fields[11].rstrip(b"\0").decode(), body[8 : 8 + size].decode()
+
+
+@pytest.mark.parametrize(("arch", "code"), [("aarch64", 22), ("armv7", 2)])
+def test_the_boot_script_image(arch: str, code: int) -> None:
+    text = "echo odd length\n"
+    assert read_script_image(script_image(text, arch=arch, name="hello")) == (code, "hello", text)
+
+
+@pytest.mark.skipif(
+    shutil.which("mkimage") is None,
+    reason="mkimage is not installed (apt-get install u-boot-tools)",
+)
+@pytest.mark.parametrize("text", ["booti 0 - 0\n", "echo x\n" * 7, "echo odd\n"])
+def test_the_boot_script_image_is_mkimages(tmp_path: Path, text: str) -> None:
+    source = tmp_path / "boot.cmd"
+    source.write_text(text)
+    options = ["-A", "arm64", "-O", "linux", "-T", "script", "-C", "none", "-n", "hello"]
+    subprocess.run(
+        ["mkimage", *options, "-d", str(source), str(tmp_path / "boot.scr")],
+        check=True,
+        capture_output=True,
+        env={"SOURCE_DATE_EPOCH": "0", "PATH": "/usr/bin:/bin"},
+    )
+    assert script_image(text, arch="aarch64", name="hello") == (tmp_path / "boot.scr").read_bytes()
+
+
+def test_apt_cache_stanzas() -> None:
+    text = (
+        "Package: linux-image-arm64\nVersion: 6.1.192-3\n"
+        "Depends: linux-image-6.1.0-57-arm64 (= 6.1.192-3)\nDescription: a\n long text\n\n"
+        "Package: libc6\nArchitecture: arm64\nVersion: 2.36-9\n\n"
+        "Package: libc6\nVersion: 2.35\n"
+    )
+    stanzas = parse_stanzas(text)
+    assert stanzas["libc6"]["Version"] == "2.36-9"
+    assert stanzas["linux-image-arm64"]["Description"] == "a\nlong text"
+    assert stanzas["linux-image-arm64"]["Depends"].startswith("linux-image-6.1.0-57-arm64")
+
+
+def fake_xen(tmp_path: Path, lines: list[str]) -> list[str]:
+    """A stand-in for QEMU running Xen: prints ``lines``, then runs on, as Xen does."""
+    script = tmp_path / "machine.py"
+    script.write_text(
+        f"import sys, time\nfor line in {lines!r}:\n    print(line, flush=True)\ntime.sleep(120)\n"
+    )
+    return [sys.executable, str(script)]
+
+
+def test_the_driver_stops_the_machine_on_the_exit_marker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = fake_xen(
+        tmp_path, ["(XEN) booting", "(XEN) DOM1: hello", "(XEN) DOM1: mirage-vm: exit status 4"]
+    )
+    assert stream(command, tmp_path, domain=1, timeout=60) == 4
+    assert capsys.readouterr().out == "hello\n"
+
+
+def test_the_driver_gives_up_at_its_deadline(tmp_path: Path) -> None:
+    with pytest.raises(MirageError, match=r"no exit status within 0\.5 s"):
+        stream(fake_xen(tmp_path, ["(XEN) DOM1: stuck"]), tmp_path, domain=1, timeout=0.5)
+
+
+def test_a_machine_that_stops_without_a_status_is_a_failure(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "print('[    0.1] Kernel panic - not syncing')"]
+    assert stream(command, tmp_path, timeout=60) == 1
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.mark.parametrize(
+    ("configure", "reason"),
+    [
+        (["-t", "xen-arm64"], "has no network device"),
+        (["-t", "arm", "--board", "rpi4"], "no network driver list"),
+    ],
+)
+def test_a_network_configuration_is_refused_where_there_is_no_nic(
+    tmp_path: Path, configure: list[str], reason: str
+) -> None:
+    project = tmp_path / "echo"
+    shutil.copytree(EXAMPLES / "echo", project, ignore=shutil.ignore_patterns("mirage", "dist"))
+
+    def mirage(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "mirage.core", "-C", str(project), *args]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    assert mirage("configure", *configure).returncode == 0
+    built = mirage("build")
+    assert built.returncode != 0
+    assert reason in built.stderr

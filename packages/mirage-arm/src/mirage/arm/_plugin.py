@@ -6,10 +6,8 @@ loading the plugin imports nothing of the build code (a test checks both agree).
 
 from __future__ import annotations
 
-from typing import Any
-
 from mirage.core import Key, Registry, Target, hookimpl
-from mirage.core.dsl import impl, key, match_impl
+from mirage.vm.defaults import guest_defaults
 
 _U = "mirage-unix"
 BOARD_NAMES = ("virt-aarch64", "virt-armv7", "rpi4", "cubieboard2")
@@ -26,21 +24,6 @@ KEYS = (
 )
 
 
-def _defaults() -> dict[str, Any]:
-    # Inside the guest the application is a Linux process: mirage-unix's devices.
-    return {
-        "console": impl("unix_console", dist=_U),
-        "sleep": impl("unix_sleep", dist=_U),
-        "clock": impl("unix_clock", dist=_U),
-        "random": impl("unix_random", dist=_U),
-        "stack": match_impl(
-            key("net"),
-            {"direct": impl("direct_stack", dist="mirage-tcpip")},
-            default=impl("socket_stack", dist=_U),
-        ),
-    }
-
-
 @hookimpl
 def mirage_register_keys(registry: Registry) -> None:
     for declaration in KEYS:
@@ -54,7 +37,7 @@ def mirage_register_targets(registry: Registry) -> None:
             "xen-arm64",
             builder="mirage.arm._target:build_xen",
             runner="mirage.arm._target:run_xen",
-            defaults=_defaults(),
+            defaults=guest_defaults(),
             requires=_REQUIRES,
             doc="a dom0less guest of Xen on ARM64: Debian's hypervisor, a device tree of ours",
         )
@@ -64,7 +47,7 @@ def mirage_register_targets(registry: Registry) -> None:
             "arm",
             builder="mirage.arm._target:build_arm",
             runner="mirage.arm._target:run_arm",
-            defaults=_defaults(),
+            defaults=guest_defaults(),
             requires=_REQUIRES,
             doc="an ARM board (--board): QEMU virt (aarch64, armv7), Raspberry Pi 4, Cubieboard2",
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mirage.core import Key, Registry, Target, hookimpl
-from mirage.core.dsl import impl, key, match_impl
+from mirage.vm.defaults import guest_defaults
 
 _U = "mirage-unix"
 
@@ -19,24 +19,11 @@ KEYS = (
 
 
 def _virtio() -> Target:
-    # Inside the guest the application is a Linux process: the host-process devices of
-    # mirage-unix serve it; the network is the guest kernel's (--net socket, the
-    # default until mirage-tcpip's direct stack exists) or ours (--net direct).
     return Target(
         "virtio",
         builder="mirage.vm._target:build",
         runner="mirage.vm._target:run",
-        defaults={
-            "console": impl("unix_console", dist=_U),
-            "sleep": impl("unix_sleep", dist=_U),
-            "clock": impl("unix_clock", dist=_U),
-            "random": impl("unix_random", dist=_U),
-            "stack": match_impl(
-                key("net"),
-                {"direct": impl("direct_stack", dist="mirage-tcpip")},
-                default=impl("socket_stack", dist=_U),
-            ),
-        },
+        defaults=guest_defaults(),
         requires=("mirage-core>=0.1,<1", "mirage-unix>=0.1,<1", "mirage-vm>=0.1,<1"),
         doc="a QEMU/KVM guest: a distribution kernel, an initramfs, the application as PID 1",
     )

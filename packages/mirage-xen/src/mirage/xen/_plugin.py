@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mirage.core import Impl, Key, Param, RuntimeArg, Target, hookimpl
-from mirage.core.dsl import impl, key, match_impl
+from mirage.vm.defaults import guest_defaults
 
 if TYPE_CHECKING:
     from mirage.core import Registry
@@ -68,24 +68,12 @@ KEYS = (
 
 
 def _xen_target() -> Target:
-    # Inside the guest the application is a Linux process on the hvc0 console: the
-    # host-process devices of mirage-unix serve it, as on the virtio target.
-    unix = "mirage-unix"
+    # Inside the guest the application is a Linux process on the hvc0 console.
     return Target(
         "xen",
         builder="mirage.xen.target:build",
         runner="mirage.xen.target:run",
-        defaults={
-            "console": impl("unix_console", dist=unix),
-            "sleep": impl("unix_sleep", dist=unix),
-            "clock": impl("unix_clock", dist=unix),
-            "random": impl("unix_random", dist=unix),
-            "stack": match_impl(
-                key("net"),
-                {"direct": impl("direct_stack", dist="mirage-tcpip")},
-                default=impl("socket_stack", dist=unix),
-            ),
-        },
+        defaults=guest_defaults(),
         requires=("mirage-core>=0.1,<1", "mirage-unix>=0.1,<1", *REQUIRES),
         doc="a Xen PVH guest (x86_64): vmlinux with the PVH note, initramfs, xl.cfg",
     )

@@ -20,6 +20,7 @@ __all__ = [
     "ChunkedReader",
     "CloseDelimitedReader",
     "LengthReader",
+    "check_line_ends",
     "find_head",
     "parse_content_length",
     "parse_fields",
@@ -31,8 +32,12 @@ __all__ = [
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
-_LOOSE_VERSION = re.compile(rb"\S+ \S+ HTTP/([0-9]+)\.([0-9]+)")
+_LOOSE_VERSION = re.compile(rb"\S+ \S+ HTTP/([1-9][0-9]*|0)\.([0-9]+)")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_HOST = re.compile(
+    rb"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[-A-Za-z0-9._~!$&'()*+,;=:]+)\]"
+    rb"|(?:[-A-Za-z0-9._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?"
+)
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _HEX = re.compile(rb"([0-9A-Fa-f]{1,16})([^\x00-\x08\x0a-\x1f\x7f]*)")
 _CHUNK_EXT = re.compile(
@@ -50,6 +55,9 @@ def find_head(buf: bytes | bytearray, limits: Limits, *, is_request: bool) -> in
     end = buf.find(b"\r\n\r\n")
     if end >= 0:
         return end + 4
+    if is_request and buf and buf[0] not in _TOKEN_START and buf != b"\r":
+        raise RemoteProtocolError("a request line starts with a method")
+    check_line_ends(buf)
     first = buf.find(b"\r\n")
     if first < 0:
         if len(buf) > limits.max_request_line:
@@ -120,6 +128,8 @@ def parse_request_head(head: bytes, limits: Limits) -> Request:
     hosts = [f for f in fields if f[0] == b"host"]
     if len(hosts) > 1 or (version == b"1.1" and not hosts):
         raise RemoteProtocolError("a request needs exactly one Host header")
+    if hosts and _HOST.fullmatch(hosts[0][1]) is None:
+        raise RemoteProtocolError("invalid Host header")
     return Request(method, target, tuple(fields), version)
 
 
@@ -167,6 +177,21 @@ def parse_transfer_encoding(headers: Sequence[tuple[bytes, bytes]]) -> bool | No
 
 
 _TOKEN_RE = re.compile(_TOKEN)
+_TOKEN_START = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+_HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
+
+
+def check_line_ends(buf: bytes | bytearray) -> None:
+    """Refuse, before the rest arrives, a part-read head, chunk line or trailer section
+    holding a bare LF or a CR that is not followed by LF (a CR at the very end may
+    still get its LF)."""
+    crlf = buf.count(b"\r\n")
+    if buf.count(b"\n") != crlf:
+        raise RemoteProtocolError("bare LF (lines end in CRLF)")
+    if buf.count(b"\r") != crlf + (buf[-1:] == b"\r"):
+        raise RemoteProtocolError("bare CR (lines end in CRLF)")
 
 
 class BodyReader:
@@ -249,6 +274,9 @@ class ChunkedReader(BodyReader):
                 return self._trailers(buf)
             end = buf.find(b"\r\n", 0, self.limits.max_chunk_line + 2)
             if end < 0:
+                if buf and buf[0] not in _HEX_DIGITS:
+                    raise RemoteProtocolError("malformed chunk-size line")
+                check_line_ends(buf[: self.limits.max_chunk_line + 2])
                 if len(buf) > self.limits.max_chunk_line:
                     raise RemoteProtocolError("chunk-size line too long")
                 return None
@@ -273,6 +301,7 @@ class ChunkedReader(BodyReader):
             return b""
         end = buf.find(b"\r\n\r\n")
         if end < 0:
+            check_line_ends(buf)
             if len(buf) > self.limits.max_header_size + 4:
                 raise RemoteProtocolError("trailer section too large", 431)
             return None

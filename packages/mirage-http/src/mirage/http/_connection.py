@@ -12,7 +12,9 @@ and sending its response head (it may send 1xx answers there). Bytes come in thr
 :meth:`next_event`; :meth:`send` turns our events into bytes for the caller to write.
 When both sides are DONE, :meth:`start_next_cycle` returns them to IDLE for the next
 request on the same connection; until then a server's :meth:`next_event` answers
-``PAUSED``, which is how pipelined requests wait their turn.
+``PAUSED``, which is how pipelined requests wait their turn. A server may also send
+an error response with no request to answer (one it could not parse, or a 408 on an
+idle connection); the connection then ends after it.
 
 The transitions are the table ``_SEND`` below; an event that is not in it for the
 current state raises :class:`LocalProtocolError`. A decode error moves
@@ -58,6 +60,7 @@ from mirage.http._serialise import (
     LengthWriter,
     NoBodyWriter,
     check_headers,
+    is_token,
     scan_headers,
     write_fields,
 )
@@ -111,6 +114,10 @@ def _has_token(headers: Headers, name: bytes, token: bytes) -> bool:
         if n == name and any(t.strip(b" \t").lower() == token for t in v.split(b",")):
             return True
     return False
+
+
+def _without(headers: Headers, name: bytes) -> Headers:
+    return tuple(h for h in headers if h[0] != name)
 
 
 class Connection:
@@ -330,14 +337,18 @@ class Connection:
             self.our_state = CLOSED
             return b""
         our = self.our_state
+        unasked = False
         if (
-            kind is Response
+            isinstance(event, Response)
             and our is IDLE
             and self.role is Role.SERVER
-            and self.their_state is ERROR
+            and self.their_state in (ERROR, IDLE)
+            and event.status >= 400
         ):
-            our = SEND_RESPONSE  # answering a request we could not parse
-            self._request_method = None
+            # Answering a request we could not parse, or with an error one that never
+            # came (a 408 before closing an idle connection); the connection ends.
+            our = SEND_RESPONSE
+            unasked = True
         rule = self._send_rules.get(kind)
         if rule is None or rule[0] is not our:
             raise LocalProtocolError(
@@ -348,10 +359,10 @@ class Connection:
             assert self._writer is not None
             out = self._writer.finish(event.trailers)
             self._writer = None
-            if not self._keep_alive:
+            if not self._keep_alive or self.their_state is CLOSED:
                 nxt = MUST_CLOSE
         elif isinstance(event, Response):
-            out = self._response(event)
+            out = self._unasked_response(event) if unasked else self._response(event)
         elif isinstance(event, InformationalResponse):
             out = self._informational(event)
         else:
@@ -368,12 +379,30 @@ class Connection:
         reason = event.reason or REASONS.get(event.status, b"")
         return b"HTTP/1.1 %d %s\r\n%s\r\n" % (event.status, reason, write_fields(headers))
 
+    def _unasked_response(self, event: Response) -> bytes:
+        saved = self._keep_alive, self._request_method
+        self._keep_alive, self._request_method = False, None
+        try:
+            out = self._response(event)
+        except LocalProtocolError:
+            self._keep_alive, self._request_method = saved
+            raise
+        if self.their_state is IDLE:
+            self.their_state = MUST_CLOSE  # read no request after this answer
+        return out
+
     def _response(self, event: Response) -> bytes:
         status = event.status
         if not 200 <= status < 1000:
             raise LocalProtocolError("a final response has a status of 200 to 999")
-        self._expect_continue = False
         headers, length, chunked, close = scan_headers(event.headers)
+        self._expect_continue = False
+        if chunked and length is not None:  # Transfer-Encoding wins; never send both
+            headers = _without(headers, b"content-length")
+            length = None
+        if chunked and self._request_version == b"1.0":  # it cannot read chunks
+            headers = _without(headers, b"transfer-encoding")
+            chunked = False
         extra: list[tuple[bytes, bytes]] = []
         writer: BodyWriter
         if chunked:
@@ -395,6 +424,8 @@ class Connection:
             self._keep_alive = False
         elif not self._keep_alive:
             extra.append((b"connection", _CLOSE))
+        if not self._keep_alive and self.their_state is DONE:
+            self.their_state = MUST_CLOSE  # their request was the last
         self._writer = writer
         reason = event.reason or REASONS.get(status, b"")
         return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (
@@ -406,10 +437,14 @@ class Connection:
 
     def _request(self, event: Request) -> bytes:
         headers, length, chunked, close = scan_headers(event.headers)
-        if not any(n == b"host" for n, _ in headers):
-            raise LocalProtocolError("an HTTP/1.1 request needs a Host header")
+        if sum(n == b"host" for n, _ in headers) != 1:
+            raise LocalProtocolError("an HTTP/1.1 request needs exactly one Host header")
+        if not is_token(event.method):
+            raise LocalProtocolError("invalid request method")
         if b" " in event.target or b"\r" in event.target or b"\n" in event.target:
             raise LocalProtocolError("invalid request target")
+        if chunked and length is not None:  # Transfer-Encoding wins; never send both
+            headers = _without(headers, b"content-length")
         writer: BodyWriter = ChunkedWriter() if chunked else LengthWriter(int(length or 0))
         if close:
             self._keep_alive = False

@@ -57,6 +57,8 @@ def find_head(buf: bytes | bytearray, limits: Limits, *, is_request: bool) -> in
         return end + 4
     if is_request and buf and buf[0] not in _TOKEN_START and buf != b"\r":
         raise RemoteProtocolError("a request line starts with a method")
+    if not is_request and buf[:5] != b"HTTP/"[: len(buf)]:
+        raise RemoteProtocolError("a status line starts with HTTP/")
     check_line_ends(buf)
     first = buf.find(b"\r\n")
     if first < 0:

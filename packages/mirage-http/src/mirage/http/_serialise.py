@@ -16,6 +16,7 @@ __all__ = [
     "NoBodyWriter",
     "REASONS",
     "check_headers",
+    "is_token",
     "scan_headers",
     "write_fields",
 ]
@@ -56,6 +57,10 @@ REASONS: dict[int, bytes] = {
     503: b"Service Unavailable",
     505: b"HTTP Version Not Supported",
 }
+
+
+def is_token(value: bytes) -> bool:
+    return _NAME.fullmatch(value) is not None
 
 
 def check_headers(headers: Headers) -> Headers:
@@ -111,7 +116,11 @@ def _scan(headers: Headers) -> _Scan:
                 raise LocalProtocolError("invalid Content-Length")
             length = value
         elif lower == b"transfer-encoding":
-            chunked = chunked or b"chunked" in [t.strip().lower() for t in value.split(b",")]
+            # Only chunked is implemented, so only chunked may be announced: another
+            # coding beside a Content-Length would frame the body two ways.
+            if [t.strip(b" \t").lower() for t in value.split(b",")] != [b"chunked"] or chunked:
+                raise LocalProtocolError("Transfer-Encoding other than chunked", 501)
+            chunked = True
         elif lower == b"connection":
             close = close or b"close" in [t.strip().lower() for t in value.split(b",")]
         out.append((lower, value))

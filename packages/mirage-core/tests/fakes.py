@@ -69,7 +69,7 @@ def mirage_register_targets(registry: Registry) -> None:
                 "clock": impl("fake_clock"),
                 "stack": match_impl(
                     key("net"),
-                    {"direct": impl("direct_stack", dist="mirage-tcpip")},
+                    {"direct": impl("warp_stack", dist="mirage-warp")},
                     default=impl("fake_stack"),
                 ),
             },

@@ -176,9 +176,9 @@ def test_configure_arguments_are_cached(app: Path, mirage: Mirage) -> None:
     ("config", "args", "message"),
     [
         ("x = (\n", ["-t", "fake"], "config.py:1: syntax error"),
-        (CONFIG, ["-t", "xen"], "unknown target 'xen'"),
+        (CONFIG, ["-t", "pdp11"], "unknown target 'pdp11'"),
         (CONFIG, ["-t", "fake", "--colour", "red"], "unknown key --colour"),
-        (CONFIG, ["-t", "fake", "--net", "direct"], "install mirage-tcpip"),
+        (CONFIG, ["-t", "fake", "--net", "direct"], "install mirage-warp"),
         (CONFIG, ["-t", "fake", "--net", "pigeon"], "key --net does not accept 'pigeon'"),
         (CONFIG, ["-t", "loopy"], "the device graph has a cycle"),
         (CONFIG, ["-t", "fake", "stray"], "unexpected argument 'stray'"),

@@ -133,7 +133,7 @@ def test_runtime_args_of_surviving_devices_only(
             {"net": "direct"},
             "fake",
             ResolutionError,
-            "no installed plugin provides the implementation 'direct_stack'",
+            "no installed plugin provides the implementation 'warp_stack'",
         ),
         (
             "register('x', job('app:start', stack=default('stack')))",
@@ -234,7 +234,7 @@ def test_missing_implementation_names_the_distribution_and_broken_plugins(
 ) -> None:
     from mirage.core._registry import PluginFailure, PluginInfo
 
-    registry.failures.append(PluginFailure(PluginInfo("tcpip", "mirage-tcpip", "9"), "boom"))
+    registry.failures.append(PluginFailure(PluginInfo("warp", "mirage-warp", "9"), "boom"))
     directory = project(
         """
         from mirage.core.dsl import default, job, register
@@ -246,8 +246,8 @@ def test_missing_implementation_names_the_distribution_and_broken_plugins(
     text = str(info.value)
     assert "config.py:3" in text
     assert "chosen by net='direct'" in text
-    assert "install mirage-tcpip" in text
-    assert "plugin 'tcpip' (from mirage-tcpip 9)" in text
+    assert "install mirage-warp" in text
+    assert "plugin 'warp' (from mirage-warp 9)" in text
 
 
 def test_conflicting_runtime_args_are_refused(

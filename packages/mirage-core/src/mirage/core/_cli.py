@@ -8,7 +8,6 @@ user can cause is one paragraph on stderr and exit status 1, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ConfigError, MirageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from ._plan import Plan
     from ._registry import Registry
     from .build import ArtifactContext
@@ -29,6 +30,8 @@ DEFAULT_TARGET = "unix"
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
+    import argparse
+
     """argparse's formatter, told the width: left to itself it imports shutil (and
     lzma, bz2...) for every parser, which is a tenth of ``mirage plugins``."""
     try:
@@ -42,6 +45,8 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="mirage",
         description="Configure, build and run mirage unikernels.",
@@ -274,7 +279,7 @@ def _cmd_query(project: Project, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_plugins(project: Project | None, ns: argparse.Namespace) -> int:
+def _cmd_plugins(project: Project | None, ns: argparse.Namespace | None) -> int:
     from .plugins import load_registry
 
     registry = project.registry if project is not None else load_registry()
@@ -324,8 +329,24 @@ def _split_run(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``mirage plugins | head``): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["plugins"]:
+        # The one command that takes no option, and the one run to see what is
+        # installed: answered without building the parser (argparse, gettext and the
+        # parser itself are a fifth of its start-up).
+        return _cmd_plugins(None, None)
     parser = _parser()
-    head, run_argv = _split_run(list(sys.argv[1:] if argv is None else argv))
+    head, run_argv = _split_run(args)
     ns, extra = parser.parse_known_args(head)
     if run_argv is not None:
         ns.argv = run_argv

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mirage.core import MirageError
 
-__all__ = ["cache_dir", "candidate", "fetch", "kernel_package", "unpack"]
+__all__ = ["cache_dir", "candidate", "candidates", "fetch", "kernel_package", "unpack"]
 
 
 def cache_dir() -> Path:
@@ -70,6 +70,27 @@ def candidate(package: str, arch: str) -> str:
     raise MirageError(f"no version of {package} ({arch}) is known to apt")
 
 
+def candidates(packages: list[str], arch: str) -> dict[str, str]:
+    """The versions ``apt-get download`` would fetch, for all ``packages`` in one call."""
+    if not packages:
+        return {}
+    out = _run(
+        ["apt-cache", "show", "--no-all-versions", *(f"{p}:{arch}" for p in packages)],
+        f"looking up the packages {', '.join(packages)} ({arch})",
+    )
+    versions: dict[str, str] = {}
+    package = None
+    for line in out.splitlines():
+        if line.startswith("Package:"):
+            package = line.split(":", 1)[1].strip()
+        elif line.startswith("Version:") and package is not None:
+            versions.setdefault(package, line.split(":", 1)[1].strip())
+    missing = [p for p in packages if p not in versions]
+    if missing:
+        raise MirageError(f"no version of {', '.join(missing)} ({arch}) is known to apt")
+    return versions
+
+
 def _deb_name(package: str, version: str, arch: str) -> str:
     return f"{package}_{version.replace(':', '%3a')}_{arch}.deb"
 
@@ -79,8 +100,9 @@ def fetch(packages: list[str], arch: str, log: list[str] | None = None) -> list[
     debs = cache_dir() / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     paths = []
+    versions = candidates(list(packages), arch)
     for package in packages:
-        version = candidate(package, arch)
+        version = versions[package]
         path = debs / _deb_name(package, version, arch)
         if not path.exists():
             # apt-get download writes into the current folder.

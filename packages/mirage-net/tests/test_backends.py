@@ -8,12 +8,12 @@ import os
 import tempfile
 
 import pytest
-from netns import inside_netns, ip, netns_skip_reason
 from network_kit import Listening, NetworkTests, frame
 
 from mirage.core.testing import async_test
 from mirage.core.types import Network
 from mirage.net import PacketNetwork, SocketNetwork, Switch, TapNetwork, VnetInterface
+from mirage.net.testing import inside_netns, ip, netns_skip_reason
 
 _names = itertools.count()
 

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from netns import inside_netns, ip, netns_skip_reason
 
 from mirage.core.testing import run
 from mirage.net import TapNetwork, format_mac
+from mirage.net.testing import inside_netns, ip, netns_skip_reason
 from mirage.tcpip.dhcp import DhcpConfig, DhcpState
 from mirage.tcpip.stack import DirectStack
 

@@ -12,10 +12,10 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
-from netns import inside_netns, ip, netns_skip_reason
 
 from mirage.core.testing import run
 from mirage.net import TapNetwork, format_mac
+from mirage.net.testing import inside_netns, ip, netns_skip_reason
 from mirage.tcpip.stack import DirectStack, TcpFlow
 
 _skip = netns_skip_reason()

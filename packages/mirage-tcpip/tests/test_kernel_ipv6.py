@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from netns import inside_netns, ip, netns_skip_reason
 
 from mirage.core.testing import run
 from mirage.net import TapNetwork
+from mirage.net.testing import inside_netns, ip, netns_skip_reason
 from mirage.tcpip.ipv6 import link_local
 from mirage.tcpip.stack import DirectStack, TcpFlow
 

@@ -13,10 +13,10 @@ import sys
 import uuid
 
 import pytest
-from netns import inside_netns, ip, netns_skip_reason
 
 from mirage.core.testing import run
 from mirage.net import TapNetwork
+from mirage.net.testing import inside_netns, ip, netns_skip_reason
 from mirage.tcpip.stack import DirectStack
 from mirage.tcpip.tcp import State
 

@@ -15,7 +15,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from netns import inside_netns, ip, netns_skip_reason
+
+from mirage.net.testing import inside_netns, ip, netns_skip_reason
 
 _skip = netns_skip_reason()
 if _skip is None and importlib.util.find_spec("mirage.unix") is None:

@@ -167,14 +167,17 @@ def bench_servers(seconds: float) -> None:
         zone.write_text(ZONE)
         servers: dict[str, list[str] | None] = {}
         port_of: dict[str, int] = {}
-        for name in ("mirage-dns", "mirage-dns (no response cache)", "dnslib", "nsd"):
+        ours = {
+            "mirage-dns": [],
+            "mirage-dns (no response cache)": ["--no-response-cache"],
+            "mirage-dns (stack UDP)": ["--stack-udp"],
+            "mirage-dns (stack UDP, no cache)": ["--stack-udp", "--no-response-cache"],
+        }
+        for name in (*ours, "dnslib", "nsd"):
             port_of[name] = free_port()
-        servers["mirage-dns"] = [sys.executable, "-m", "mirage.dns", "serve", str(zone),
-                                 "--port", str(port_of["mirage-dns"])]  # fmt: skip
-        servers["mirage-dns (no response cache)"] = [
-            sys.executable, "-m", "mirage.dns", "serve", str(zone), "--no-response-cache",
-            "--port", str(port_of["mirage-dns (no response cache)"]),
-        ]  # fmt: skip
+        for name, extra in ours.items():
+            servers[name] = [sys.executable, "-m", "mirage.dns", "serve", str(zone),
+                             "--port", str(port_of[name]), *extra]  # fmt: skip
         try:
             import dnslib  # noqa: F401
 
@@ -224,7 +227,7 @@ def bench_servers(seconds: float) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        for mine in ("mirage-dns", "mirage-dns (no response cache)"):
+        for mine in ours:
             for peer in ("dnslib", "nsd"):
                 if mine in results and peer in results:
                     print(f"  {mine} / {peer}: {ratio(results[mine], results[peer])}")
@@ -328,12 +331,19 @@ def bench_zone_load(records: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each qps run")
-    parser.add_argument("--zone-records", type=int, default=100_000)
+    parser.add_argument("--zone-records", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["codec", "servers", "resolver", "zone"],
+                        action="append", help="run only these parts")  # fmt: skip
     args = parser.parse_args()
-    bench_codec()
-    bench_servers(args.seconds)
-    bench_resolver_cache()
-    bench_zone_load(args.zone_records)
+    parts = set(args.only or ["codec", "servers", "resolver", "zone"])
+    if "codec" in parts:
+        bench_codec()
+    if "servers" in parts:
+        bench_servers(args.seconds)
+    if "resolver" in parts:
+        bench_resolver_cache()
+    if "zone" in parts:
+        bench_zone_load(args.zone_records)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,48 @@ def nsd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         yield port
     finally:
         _stop(proc)
+
+
+KNOT_CONF = """server:
+    rundir: "{dir}"
+    listen: 127.0.0.1@{port}
+    user: root:root
+log:
+  - target: {dir}/knot.log
+    any: warning
+database:
+    storage: "{dir}/db"
+template:
+  - id: default
+    storage: "{dir}"
+    zonefile-sync: -1
+    semantic-checks: off
+zone:
+  - domain: example.com
+"""
+
+
+@pytest.fixture(scope="session")
+def knot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """Knot DNS (knotd) serving the same zone; skips when it is missing or cannot run."""
+    knotd = shutil.which("knotd") or (
+        "/usr/sbin/knotd" if os.path.exists("/usr/sbin/knotd") else None
+    )
+    if knotd is None:
+        pytest.skip("needs knotd (Debian package knot)")
+    if os.geteuid() != 0:
+        pytest.skip("knotd here runs as root (user root:root); not root")
+    workdir = tmp_path_factory.mktemp("knot")
+    (workdir / "db").mkdir()
+    from mirage.dns import read_zone, zone_to_text
+
+    (workdir / "example.com.zone").write_text(zone_to_text(read_zone(ZONE)))
+    port = free_port()
+    (workdir / "knot.conf").write_text(KNOT_CONF.format(port=port, dir=workdir))
+    proc = subprocess.Popen([knotd, "-c", str(workdir / "knot.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for_dns(port, proc)
+        yield port
+    finally:
+        _stop(proc)

@@ -23,7 +23,9 @@ def test_registers_its_resolver() -> None:
         entrypoints=False, plugins=[("core", mirage.core._builtin), ("dns", dns_entry_point())]
     )
     assert registry.failures == []
-    assert registry.registered_by(PluginInfo("dns")) == {"impls": ["dns_resolver"]}
+    assert registry.registered_by(PluginInfo("dns")) == {
+        "impls": ["dns_recursive_resolver", "dns_resolver"]
+    }
     impl = registry.impls["dns_resolver"].value
     assert impl.provides == "resolver"
     assert dict(impl.needs) == {"stack": "stack"}
@@ -42,3 +44,17 @@ def test_plugin_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     loaded = set(eval(out.stdout))
     assert {m for m in loaded if m.startswith("mirage.dns")} == {"mirage.dns", "mirage.dns._plugin"}
+
+
+def test_registers_its_recursive_resolver() -> None:
+    registry = load_registry(
+        entrypoints=False, plugins=[("core", mirage.core._builtin), ("dns", dns_entry_point())]
+    )
+    impl = registry.impls["dns_recursive_resolver"].value
+    assert impl.provides == "resolver"
+    assert dict(impl.needs) == {"stack": "stack"}
+    assert [a.name for a in impl.runtime_args] == ["root_hints"]
+    assert impl.runtime_args[0].default.split(",")[0] == "198.41.0.4"
+    module, _, name = impl.factory.partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    assert callable(getattr(factory, "connect", None))

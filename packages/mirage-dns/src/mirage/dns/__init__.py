@@ -14,6 +14,17 @@ if TYPE_CHECKING:
     from ._axfr import AxfrReader
     from ._cache import Cache, CachedAnswer
     from ._consts import Class, Opcode, Rcode, RRType, type_from_text, type_to_text
+    from ._dnssec import (
+        DnssecError,
+        SigningKey,
+        check_nodata,
+        check_nxdomain,
+        key_tag,
+        make_ds,
+        sign_rrset,
+        trusted_keys,
+        verify_rrset,
+    )
     from ._errors import DnsDecodeError, DnsError, ResolveError, ZoneError
     from ._message import (
         RR,
@@ -57,7 +68,9 @@ if TYPE_CHECKING:
         Unknown,
         rdata_from_text,
     )
+    from ._recursive import Delegations, Limits, Recursion
     from ._server import Authority
+    from ._signing import ZoneSigner, sign_zone
     from ._stub import StubLookup, Transmit
     from ._tsig import TsigError, TsigKey, parse_key
     from ._update import apply_update
@@ -67,6 +80,20 @@ if TYPE_CHECKING:
 # Names load on first use (PEP 562), so that importing the plugin module, which sits
 # in this package, stays light.
 _LAZY = {
+    "DnssecError": "._dnssec",
+    "SigningKey": "._dnssec",
+    "check_nodata": "._dnssec",
+    "check_nxdomain": "._dnssec",
+    "key_tag": "._dnssec",
+    "make_ds": "._dnssec",
+    "sign_rrset": "._dnssec",
+    "trusted_keys": "._dnssec",
+    "verify_rrset": "._dnssec",
+    "Delegations": "._recursive",
+    "Limits": "._recursive",
+    "Recursion": "._recursive",
+    "ZoneSigner": "._signing",
+    "sign_zone": "._signing",
     "TsigError": "._tsig",
     "TsigKey": "._tsig",
     "parse_key": "._tsig",
@@ -159,4 +186,7 @@ __all__ = [
     "Authority", "Zone", "Lookup", "parse_zone", "read_zone", "zone_to_text",
     "Cache", "CachedAnswer", "StubLookup", "Transmit", "AxfrReader",
     "TsigError", "TsigKey", "parse_key", "apply_update",
+    "Recursion", "Delegations", "Limits",
+    "DnssecError", "SigningKey", "ZoneSigner", "sign_zone", "sign_rrset", "verify_rrset",
+    "trusted_keys", "make_ds", "key_tag", "check_nxdomain", "check_nodata",
 ]  # fmt: skip

@@ -25,6 +25,8 @@ __all__ = ["Cache", "CachedAnswer"]
 class CachedAnswer:
     rcode: int
     answer: tuple[RR, ...]
+    secure: bool = False
+    """The answer was validated with DNSSEC (the AD bit of the response it came from)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class _Entry:
     expires: float
     rcode: int
     answer: tuple[RR, ...]
+    secure: bool = False
 
 
 class Cache:
@@ -64,7 +67,7 @@ class Cache:
         spent = int(now - entry.stored)
         answer = tuple(RR(rr.name, rr.rtype, rr.rclass, max(0, rr.ttl - spent), rr.rdata)
                        for rr in entry.answer)  # fmt: skip
-        return CachedAnswer(entry.rcode, answer)
+        return CachedAnswer(entry.rcode, answer, entry.secure)
 
     def put(self, response: Message, now: float) -> None:
         """Remember the answer to the response's question, if it may be cached."""
@@ -81,7 +84,7 @@ class Cache:
             ttl = min(ttl, self.max_negative_ttl)
         else:
             return
-        entry = _Entry(now, now + ttl, response.rcode, response.answer)
+        entry = _Entry(now, now + ttl, response.rcode, response.answer, response.ad)
         key = (question.name.key, question.rtype)
         self._entries[key] = entry
         self._entries.move_to_end(key)

@@ -14,7 +14,7 @@ The OPT pseudo-record (RFC 6891) is not kept among the additional records: it be
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ._consts import Class, Opcode, Rcode, RRType, class_to_text, type_to_text
 from ._errors import DnsDecodeError
@@ -23,7 +23,7 @@ from ._rdata import Rdata, Unknown, pull_rdata
 
 __all__ = [
     "EdnsOption", "Edns", "Question", "RR", "Message", "pull_message", "push_message",
-    "OPT_COOKIE", "OPT_EDE", "make_query", "make_response",
+    "OPT_COOKIE", "OPT_EDE", "make_query", "make_response", "pull_query",
 ]  # fmt: skip
 
 OPT_COOKIE = 10
@@ -205,6 +205,49 @@ def pull_header(data: bytes) -> tuple[int, int]:
     return data[0] << 8 | data[1], data[2] << 8 | data[3]
 
 
+def pull_query(data: bytes) -> Message | None:
+    """The common query (one question, at most an OPT record without options) decoded
+    without the general machinery; None for anything else (use :func:`pull_message`,
+    which gives the same message for what this accepts)."""
+    n = len(data)
+    if n < 17:
+        return None
+    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data, 0)
+    if qd != 1 or an or ns or ar > 1 or flags & 0x8000:
+        return None
+    labels = []
+    pos = 12
+    while True:
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length > 63 or pos + 1 + length >= n:
+            return None
+        labels.append(data[pos + 1 : pos + 1 + length])
+        pos += 1 + length
+    if pos - 12 > 255 or pos + 4 > n:
+        return None
+    rtype, rclass = _Q_FIXED.unpack_from(data, pos)
+    pos += 4
+    edns = None
+    if ar:
+        if pos + 11 != n or data[pos] != 0:
+            return None
+        otype, payload, ttl, rdlen = _RR_FIXED.unpack_from(data, pos + 1)
+        if otype != RRType.OPT or rdlen or ttl >> 24:
+            return None
+        edns = Edns(payload, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), ttl & 0x7FFF)
+    elif pos != n:
+        return None
+    return Message(
+        ident, False, (flags >> 11) & 0xF, bool(flags & 0x400), bool(flags & 0x200),
+        bool(flags & 0x100), bool(flags & 0x80), bool(flags & 0x40), bool(flags & 0x20),
+        bool(flags & 0x10), flags & 0xF, (Question(Name(tuple(labels)), rtype, rclass),),
+        (), (), (), edns,
+    )  # fmt: skip
+
+
 def pull_message(data: bytes) -> Message:
     """Decode a whole message; trailing bytes are an error."""
     if len(data) < 12:
@@ -327,12 +370,9 @@ def make_query(
 
 def make_response(query: Message, **changes: object) -> Message:
     """A response skeleton: the query's id, opcode, RD, CD and question, QR set."""
-    base = Message(
-        id=query.id,
-        qr=True,
-        opcode=query.opcode,
-        rd=query.rd,
-        cd=query.cd,
-        question=query.question,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    fields: dict[str, object] = {
+        "id": query.id, "qr": True, "opcode": query.opcode, "rd": query.rd, "cd": query.cd,
+        "question": query.question,
+    }  # fmt: skip
+    fields.update(changes)
+    return Message(**fields)  # type: ignore[arg-type]

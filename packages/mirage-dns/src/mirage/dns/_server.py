@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from ._consts import Class, Opcode, Rcode, RRType
 from ._errors import DnsDecodeError
+from ._journal import Delta, Journal, diff
 from ._message import (
     OPT_COOKIE,
     OPT_EDE,
@@ -39,10 +41,14 @@ from ._message import (
     Message,
     make_response,
     pull_message,
+    pull_query,
     push_message,
 )
 from ._name import Name
-from ._tsig import BADTIME, TSIG, TsigError, TsigKey, request_key, sign, verify
+from ._rdata import SOA
+from ._refresh import serial_newer
+from ._signing import ZoneSigner
+from ._tsig import BADTIME, TSIG, TsigError, TsigKey, request_key, sign, sign_next, verify
 from ._update import apply_update
 from ._zone import Zone
 
@@ -52,6 +58,16 @@ OUR_PAYLOAD = 1232
 TCP_LIMIT = 65535
 AXFR_CHUNK = 16384
 CACHE_SIZE = 20000
+MAX_CHANGES = 1000
+
+
+def bump_serial(zone: Zone) -> Zone:
+    """``zone`` with its SOA serial increased by one (RFC 1982)."""
+    soa = zone.soa
+    assert isinstance(soa.rdata, SOA)
+    new_soa = replace(soa, rdata=replace(soa.rdata, serial=(soa.rdata.serial + 1) & 0xFFFFFFFF))
+    body = [rr for rr in zone.records() if rr is not soa]
+    return Zone.from_records([new_soa, *body], zone.origin)
 
 
 class Authority:
@@ -64,9 +80,22 @@ class Authority:
         cookie_secret: bytes | None = None,
         tsig_keys: Iterable[TsigKey] = (),
         cache_size: int = CACHE_SIZE,
+        signers: Mapping[Name, ZoneSigner] | None = None,
+        now: float | None = None,
     ) -> None:
         self.cache_size = cache_size
-        self.zones = {zone.origin.key: zone for zone in zones}
+        self.signers = {name.key: signer for name, signer in (signers or {}).items()}
+        """Zones signed by the server (RFC 4035): at load, after UPDATEs, when due."""
+        self._signed_at = time.time() if now is None else now
+        self.journals: dict[tuple[bytes, ...], Journal] = {}
+        """Deltas of each zone's serial changes, for IXFR (RFC 1995)."""
+        self.changes: list[Delta] = []
+        """Zone changes (UPDATEs, re-signing, replacements) for a driver to drain:
+        it persists them and sends NOTIFYs."""
+        self.zones = {}
+        for zone in zones:
+            signer = self.signers.get(zone.origin.key)
+            self.zones[zone.origin.key] = signer.sign(zone, self._signed_at) if signer else zone
         self.tsig_keys = {key.name.key: key for key in tsig_keys}
         self._secret = cookie_secret or os.urandom(16)
         self._cache: dict[tuple[bytes, bool], bytes] = {}
@@ -86,14 +115,18 @@ class Authority:
     ) -> list[bytes]:
         if len(data) < 12 or data[2] & 0x80:
             return []  # no header, or a response: drop (never answer an answer)
+        if self.signers and any(s.due(self._signed_at, now) for s in self.signers.values()):
+            self.resign(now)
         cache_key = (data[2:], tcp)
         cached = self._cache.get(cache_key)
         if cached is not None:
             return [data[:2] + cached]
-        try:
-            query = pull_message(data)
-        except DnsDecodeError as exc:
-            return [self._formerr(data, exc)]
+        query = pull_query(data)
+        if query is None:
+            try:
+                query = pull_message(data)
+            except DnsDecodeError as exc:
+                return [self._formerr(data, exc)]
         if query.additional and query.additional[-1].rtype == TSIG:
             return self._signed(data, query, tcp, client, now)
         if query.opcode == Opcode.UPDATE:  # only signed updates are accepted
@@ -120,14 +153,17 @@ class Authority:
             return [sign(reply, key, now, error=exc.error, unsigned=exc.error != BADTIME)]
         assert verified is not None
         if query.opcode == Opcode.UPDATE:
-            replies = [self._update(query)]
+            replies = [self._update(query, now)]
         else:
             replies, _ = self._answer(query, tcp, client, now)
-            if len(replies) != 1:  # multi-message signing (RFC 8945 5.3.1) is not done
-                replies = [self._simple(query, Rcode.REFUSED, None)]
-        return [sign(r, verified.key, now, request_mac=verified.mac) for r in replies]
+        # RFC 8945 5.3.1: the first message covers the request's MAC, each later one
+        # (of an AXFR or IXFR) the MAC before it, with the timers only
+        out = [sign(replies[0], verified.key, now, request_mac=verified.mac)]
+        for reply in replies[1:]:
+            out.append(sign_next(reply, verified.key, now, prior=out[-1]))
+        return out
 
-    def _update(self, query: Message) -> bytes:
+    def _update(self, query: Message, now: float) -> bytes:
         if len(query.question) != 1 or query.question[0].rtype != RRType.SOA:
             return self._simple(query, Rcode.FORMERR, None)
         zone = self.zones.get(query.question[0].name.key)
@@ -135,6 +171,9 @@ class Authority:
             return self._simple(query, Rcode.NOTAUTH, None)
         rcode, new_zone = apply_update(zone, query)
         if new_zone is not None:
+            signer = self.signers.get(new_zone.origin.key)
+            if signer is not None:
+                new_zone = signer.sign(new_zone, now)
             self.replace_zone(new_zone)
         return self._simple(query, rcode, None)
 
@@ -191,6 +230,8 @@ class Authority:
                 return [self._simple(query, Rcode.REFUSED, reply_edns)], cacheable
             if question.name != zone.origin:
                 return [self._simple(query, Rcode.NOTAUTH, reply_edns)], cacheable
+            if question.rtype == RRType.IXFR:
+                return self._ixfr(query, zone, reply_edns), False
             return self._axfr(query, zone, reply_edns), False
         result = zone.lookup(
             question.name, question.rtype, dnssec_ok=edns is not None and edns.dnssec_ok
@@ -216,10 +257,27 @@ class Authority:
         self.notifications.append((origin, client))
         return push_message(make_response(query, aa=True, edns=edns))
 
+    def resign(self, now: float) -> None:
+        """Sign the zones that have signers again, with signatures valid from ``now``
+        (and a new serial, so that secondaries transfer the new signatures)."""
+        self._signed_at = now
+        for key, signer in self.signers.items():
+            zone = self.zones.get(key)
+            if zone is not None:
+                self.replace_zone(signer.sign(bump_serial(zone), now))
+
     def replace_zone(self, zone: Zone) -> None:
-        """Serve ``zone`` instead of the zone with its origin (a secondary's refresh)."""
+        """Serve ``zone`` instead of the zone with its origin (a secondary's refresh,
+        an UPDATE); the change goes to the zone's journal and to :attr:`changes`."""
+        old = self.zones.get(zone.origin.key)
         self.zones[zone.origin.key] = zone
         self._cache.clear()
+        if old is not None and old is not zone:
+            delta = diff(old, zone)
+            if delta.old_serial != delta.new_serial:
+                self.journals.setdefault(zone.origin.key, Journal()).record(delta)
+                self.changes.append(delta)
+                del self.changes[:-MAX_CHANGES]  # bounded when no driver drains them
 
     def _simple(self, query: Message, rcode: int, edns: Edns | None) -> bytes:
         return push_message(make_response(query, rcode=rcode, edns=edns))
@@ -232,8 +290,29 @@ class Authority:
         ).digest()
         return head + digest
 
+    def _ixfr(self, query: Message, zone: Zone, edns: Edns | None) -> list[bytes]:
+        """RFC 1995: the deltas since the client's serial, or the whole zone."""
+        theirs = [rr.rdata.serial for rr in query.authority
+                  if isinstance(rr.rdata, SOA) and rr.name == zone.origin]  # fmt: skip
+        if not theirs:
+            return [self._simple(query, Rcode.FORMERR, edns)]
+        ours = zone.soa.rdata
+        assert isinstance(ours, SOA)
+        if not serial_newer(ours.serial, theirs[0]):  # up to date: the SOA alone
+            return [push_message(make_response(query, aa=True, answer=(zone.soa,), edns=edns))]
+        journal = self.journals.get(zone.origin.key)
+        deltas = journal.since(theirs[0]) if journal is not None else None
+        if deltas is None or deltas[-1].new_serial != ours.serial:
+            return self._axfr(query, zone, edns)
+        records = [zone.soa]
+        for delta in deltas:
+            records += delta.records()
+        return self._chunks(query, [*records, zone.soa], edns)
+
     def _axfr(self, query: Message, zone: Zone, edns: Edns | None) -> list[bytes]:
-        records = [*zone.records(), zone.soa]
+        return self._chunks(query, [*zone.records(), zone.soa], edns)
+
+    def _chunks(self, query: Message, records: list[RR], edns: Edns | None) -> list[bytes]:
         out = []
         batch: list[RR] = []
         size = 0

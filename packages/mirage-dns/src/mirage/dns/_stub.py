@@ -44,12 +44,15 @@ class StubLookup:
         timeout: float = 2.0,
         attempts: int = 2,
         payload: int = 1232,
+        rd: bool = True,
+        dnssec_ok: bool = False,
     ) -> None:
         if not servers:
             raise ValueError("a stub lookup needs at least one server")
         self.name = name
         self.rtype = rtype
-        self.query = make_query(name, rtype, ident=ident, edns=Edns(payload=payload))
+        edns = Edns(payload=payload, dnssec_ok=dnssec_ok)
+        self.query = make_query(name, rtype, ident=ident, rd=rd, edns=edns)
         self._wire = push_message(self.query)
         self._plan = [s for _ in range(attempts) for s in servers]
         self._step = -1
@@ -62,6 +65,10 @@ class StubLookup:
         self.error: ResolveError | None = None
         self._last_rcode: int | None = None
         self._next(now, "")
+
+    @property
+    def ident(self) -> int:
+        return self.query.id
 
     @property
     def server(self) -> tuple[str, int]:

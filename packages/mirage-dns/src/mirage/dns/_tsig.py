@@ -203,3 +203,22 @@ def sign(data: bytes, key: TsigKey, now: float, *, request_mac: bytes = b"", err
     ar = int.from_bytes(out[10:12], "big") + 1
     out[10:12] = ar.to_bytes(2, "big")
     return bytes(out) + record
+
+
+def sign_next(data: bytes, key: TsigKey, now: float, *, prior: bytes, fudge: int = 300) -> bytes:
+    """A later message of a multi-message answer, signed after the ``prior`` signed
+    message (RFC 8945 5.3.1): its MAC, this message, and the timers only."""
+    split = split_tsig(prior)
+    assert split is not None
+    prior_mac = split[1].mac
+    time_signed = int(now)
+    timers = time_signed.to_bytes(6, "big") + fudge.to_bytes(2, "big")
+    mac = key.mac(len(prior_mac).to_bytes(2, "big") + prior_mac + data + timers)
+    rdata = (
+        key.algorithm.to_wire() + time_signed.to_bytes(6, "big")
+        + struct.pack("!HH", fudge, len(mac)) + mac + data[:2] + struct.pack("!HH", 0, 0)
+    )  # fmt: skip
+    record = key.name.to_wire() + struct.pack("!HHIH", TSIG, ANY_CLASS, 0, len(rdata)) + rdata
+    out = bytearray(data)
+    out[10:12] = (int.from_bytes(out[10:12], "big") + 1).to_bytes(2, "big")
+    return bytes(out) + record

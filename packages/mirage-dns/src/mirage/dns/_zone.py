@@ -161,8 +161,17 @@ class Zone:
     def lookup(self, qname: Name, qtype: int, *, dnssec_ok: bool = False) -> Lookup:
         """Answer ``qname``/``qtype`` from this zone (``qname`` must be inside it).
 
-        ``dnssec_ok`` (the DO bit) adds the DS RRset to referrals.
+        ``dnssec_ok`` (the DO bit) on a signed zone adds RRSIGs, the DS RRset to
+        referrals, and NSEC or NSEC3 proofs to negative and wildcard answers.
         """
+        result = self._lookup(qname, qtype, dnssec_ok)
+        if dnssec_ok and self.signed:
+            from ._signing import add_dnssec
+
+            return add_dnssec(self, result, qname, qtype)
+        return result
+
+    def _lookup(self, qname: Name, qtype: int, dnssec_ok: bool) -> Lookup:
         answer: list[RR] = []
         name = qname
         for _ in range(MAX_CHAIN):

@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from mirage.core.types import Stack
 
@@ -22,10 +22,14 @@ from ._consts import Rcode, RRType
 from ._errors import ResolveError
 from ._message import RR
 from ._name import Name, NameError_
+from ._plugin import ROOT_SERVERS
 from ._rdata import AAAA, CNAME, A
+from ._recursive import Delegations, Limits, Recursion
 from ._stub import StubLookup, Transmit
 
-__all__ = ["DnsResolver", "addresses_from_answer", "parse_servers"]
+__all__ = ["DnsResolver", "RecursiveResolver", "addresses_from_answer", "parse_servers"]
+
+_Lookup = StubLookup | Recursion
 
 
 def addresses_from_answer(name: Name, rtype: int, answer: tuple[RR, ...]) -> list[str]:
@@ -93,8 +97,7 @@ class DnsResolver:
         self.attempts = attempts
         self.clock = clock
         self._port: int | None = None
-        self._waiting: dict[int, StubLookup] = {}
-        self._wakeups: dict[int, asyncio.Event] = {}
+        self._active: dict[_Lookup, asyncio.Event] = {}
 
     @classmethod
     async def connect(cls, stack: Stack, nameserver: str = "127.0.0.1") -> DnsResolver:
@@ -123,11 +126,14 @@ class DnsResolver:
         if len(payload) < 2:
             return
         ident = int.from_bytes(payload[:2], "big")
-        lookup = self._waiting.get(ident)
-        if lookup is None or (src, src_port) != lookup.server:
-            return
-        lookup.receive(payload, self.clock())
-        self._wakeups[ident].set()
+        for lookup, wake in list(self._active.items()):
+            if lookup.ident == ident and lookup.server == (src, src_port):
+                lookup.receive(payload, self.clock())
+                wake.set()
+
+    def _lookup(self, name: Name, rtype: int, now: float) -> _Lookup:
+        return StubLookup(name, rtype, self.servers, ident=random.getrandbits(16), now=now,
+                          timeout=self.timeout, attempts=self.attempts)  # fmt: skip
 
     async def query(self, name: Name, rtype: int) -> CachedAnswer:
         """The answer section and rcode for ``name``/``rtype``, from the cache or servers."""
@@ -136,14 +142,9 @@ class DnsResolver:
         if cached is not None:
             return cached
         await self._ensure_port()
-        ident = random.getrandbits(16)
-        while ident in self._waiting:
-            ident = random.getrandbits(16)
-        lookup = StubLookup(name, rtype, self.servers, ident=ident, now=now, timeout=self.timeout,
-                            attempts=self.attempts)  # fmt: skip
+        lookup = self._lookup(name, rtype, now)
         wake = asyncio.Event()
-        self._waiting[ident] = lookup
-        self._wakeups[ident] = wake
+        self._active[lookup] = wake
         try:
             while not lookup.done:
                 transmit = lookup.transmit()
@@ -152,7 +153,13 @@ class DnsResolver:
                         await self._over_tcp(lookup, transmit)
                         continue
                     assert self._port is not None
-                    await self.stack.udp.write(*transmit.server, transmit.data, src_port=self._port)
+                    try:
+                        await self.stack.udp.write(
+                            *transmit.server, transmit.data, src_port=self._port
+                        )
+                    except OSError:
+                        self._give_up(lookup)
+                        continue
                 timer = lookup.get_timer()
                 if timer is None:
                     continue
@@ -161,15 +168,19 @@ class DnsResolver:
                     await asyncio.wait_for(wake.wait(), max(0.0, timer - self.clock()))
                 lookup.handle_timer(self.clock())
         finally:
-            del self._waiting[ident]
-            del self._wakeups[ident]
+            del self._active[lookup]
         if lookup.error is not None:
             raise lookup.error
         assert lookup.result is not None
         self.cache.put(lookup.result, self.clock())
-        return CachedAnswer(lookup.result.rcode, lookup.result.answer)
+        return CachedAnswer(lookup.result.rcode, lookup.result.answer, lookup.result.ad)
 
-    async def _over_tcp(self, lookup: StubLookup, transmit: Transmit) -> None:
+    def _give_up(self, lookup: _Lookup) -> None:
+        """The current exchange failed at once (unreachable, connection refused)."""
+        deadline = lookup.get_timer()
+        lookup.handle_timer(self.clock() if deadline is None else max(deadline, self.clock()))
+
+    async def _over_tcp(self, lookup: _Lookup, transmit: Transmit) -> None:
         async def exchange() -> bytes:
             flow = await self.stack.tcp.connect(*transmit.server)
             try:
@@ -189,7 +200,7 @@ class DnsResolver:
         try:
             data = await asyncio.wait_for(exchange(), wait)
         except (OSError, ConnectionError, TimeoutError):
-            lookup.handle_timer(float("inf"))
+            self._give_up(lookup)
             return
         lookup.receive(data, self.clock(), tcp=True)
 
@@ -238,3 +249,55 @@ class DnsResolver:
         raise ResolveError(
             f"cannot resolve {name!r}: {'no such name' if nxdomain else 'no address'}", rcode=rcode
         )
+
+
+class RecursiveResolver(DnsResolver):
+    """Resolves names iteratively from root server addresses (``root_hints``).
+
+    The same device as :class:`DnsResolver` (``query``, ``getaddrinfo``), with the
+    sans-IO :class:`~mirage.dns._recursive.Recursion` in place of the stub: answers
+    and zone cuts are cached across lookups. With ``trust_anchors`` (DS or DNSKEY
+    records), answers are validated with DNSSEC: ``query`` gives ``secure`` answers
+    for signed zones, insecure ones for zones provably unsigned, and raises
+    :class:`ResolveError` (SERVFAIL) for bogus data.
+    """
+
+    def __init__(
+        self,
+        stack: Stack,
+        root_hints: list[str],
+        *,
+        cache: Cache | None = None,
+        limits: Limits | None = None,
+        port: int = 53,
+        clock: Callable[[], float] = time.monotonic,
+        trust_anchors: Iterable[RR] = (),
+    ) -> None:
+        self.limits = limits or Limits()
+        super().__init__(stack, [], cache=cache, timeout=self.limits.timeout,
+                         attempts=self.limits.attempts, clock=clock)  # fmt: skip
+        self.delegations = Delegations(root_hints, trust_anchors=trust_anchors)
+        self.port = port
+        self.last_queries = 0
+        """Queries the last lookup that went to the network sent."""
+
+    @classmethod
+    async def connect(cls, stack: Stack, root_hints: str = ROOT_SERVERS) -> RecursiveResolver:
+        """``root_hints``: comma-separated IP addresses of root name servers."""
+        hints = [host for host, _ in parse_servers(root_hints)]
+        return cls(stack, hints)
+
+    def _lookup(self, name: Name, rtype: int, now: float) -> _Lookup:
+        lookup = Recursion(name, rtype, self.delegations, now=now, cache=self.cache,
+                           limits=self.limits, port=self.port)  # fmt: skip
+        self._last = lookup
+        return lookup
+
+    async def query(self, name: Name, rtype: int) -> CachedAnswer:
+        self._last = None
+        try:
+            return await super().query(name, rtype)
+        finally:
+            self.last_queries = self._last.queries if self._last is not None else 0
+
+    _last: Recursion | None = None

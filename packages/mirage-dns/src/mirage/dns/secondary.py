@@ -3,7 +3,8 @@
 :class:`Secondary` transfers the zone at start, serves it through a
 :class:`~mirage.dns.server.DnsServer`, and then checks the primary's SOA serial when
 the SOA's REFRESH interval passes (RETRY after a failure) or at once when the primary
-sends a NOTIFY; a newer serial (RFC 1982) brings a new AXFR. Timing decisions are made
+sends a NOTIFY; a newer serial (RFC 1982) brings an IXFR (RFC 1995), which gives
+the deltas or, from a primary without them, the whole zone. Timing decisions are made
 by the sans-IO :class:`~mirage.dns._refresh.RefreshTimer` with a monotonic clock.
 """
 
@@ -26,7 +27,7 @@ from ._refresh import RefreshTimer, serial_newer
 from ._server import Authority
 from .resolver import DnsResolver
 from .server import DnsServer
-from .xfr import axfr
+from .xfr import axfr, ixfr
 
 __all__ = ["Secondary"]
 
@@ -54,6 +55,8 @@ class Secondary:
         self.poll = poll
         self.server: DnsServer | None = None
         self.transfers = 0
+        self.incremental = 0
+        """Transfers that were IXFR deltas (the rest were whole zones)."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -97,10 +100,13 @@ class Secondary:
                 raise DnsError("no SOA in the primary's answer")
             current = self._timer.soa
             if serial_newer(soas[0].serial, current.serial):
-                zone = await axfr(self.stack, *self.primary, self.origin)
+                zone = authority.zones[self.origin.key]
+                zone, how = await ixfr(self.stack, *self.primary, zone)
                 authority.replace_zone(zone)
                 self.transfers += 1
-                log.info("%s: serial %d from %s", self.origin, soas[0].serial, self.primary)
+                self.incremental += how == "incremental"
+                log.info("%s: serial %d from %s (%s)", self.origin, soas[0].serial,
+                         self.primary, how)  # fmt: skip
             self._timer.checked(soas[0], self.clock())
         except (DnsError, OSError, ConnectionError) as exc:
             log.warning("%s: refresh from %s failed: %s", self.origin, self.primary, exc)

@@ -245,8 +245,11 @@ async def _other_process(kill: bool) -> None:
             await child.wait()
             machine.hv.destroy(2)  # the toolstack cleans up the dead domain
             assert await asyncio.wait_for(server.read(), 5) == b""
+            # Live 0 may be a half close (libxenvchan's values cannot say which): the
+            # writer finds out when the ring stays full.
             with pytest.raises(FlowClosed):
-                await server.write(b"anyone?")
+                for _ in range(100):
+                    await server.write(bytes(1 << 16))
         await server.close()
 
 

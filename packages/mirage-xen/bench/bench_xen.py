@@ -3,6 +3,10 @@ C client (libxenstore, Debian's libxenstore4, through ctypes) and by the command
 tools, beside the same load on a minimal Unix-socket key-value server.
 
 Each round is WRITE then READ of one key. Prints operations per second and ratios.
+
+Then Ethernet frames per second through netfront and netback over the simulated
+hypervisor (both ends in this process), each way, beside the same frames through a
+Unix datagram socket pair driven by the same event loop.
 Run it alone: ``python bench_xen.py`` (``nox -s bench-xen``).
 """
 
@@ -181,7 +185,101 @@ def tools(path: str) -> float | None:
     return timed(round_trip, TOOL_ROUNDS)
 
 
+FRAMES = 20000
+FRAME = bytes(6) + bytes(6) + b"\x88\xb5" + bytes(1500)
+
+
+async def _netif_rates() -> tuple[float, float]:
+    from mirage.xen.netback import Netback
+    from mirage.xen.netfront import Netfront
+    from mirage.xen.testing import SimMachine
+    from mirage.xen.xenbus import create_device
+
+    async with SimMachine() as machine:
+        dom0, xs0 = await machine.domain(0)
+        dom1, xs1 = await machine.guest(1)
+        await create_device(xs0, "vif", 1, 0, 0)
+        await xs0.write("/local/domain/1/device/vif/0/mac", "00:16:3e:00:00:01")
+        serving = asyncio.create_task(Netback.serve(dom0, xs0, 1, 0))
+        front = await Netfront.connect(dom1, xs1)
+        back = await serving
+        counts = [0, 0]
+        done = [asyncio.Event(), asyncio.Event()]
+
+        def counter(i: int) -> Callable[[bytes], None]:
+            def count(frame: bytes) -> None:
+                counts[i] += 1
+                if counts[i] >= FRAMES:
+                    done[i].set()
+
+            return count
+
+        tasks = [
+            asyncio.create_task(back.listen(counter(0))),
+            asyncio.create_task(front.listen(counter(1))),
+        ]
+        start = time.perf_counter()
+        for _ in range(FRAMES):
+            await front.write(FRAME)
+        await done[0].wait()
+        tx = FRAMES / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for sent in range(0, FRAMES, 200):  # the backend queues at most 256 frames
+            for _ in range(200):
+                await back.write(FRAME)
+            while counts[1] < sent + 200:
+                await asyncio.sleep(0)
+        rx = FRAMES / (time.perf_counter() - start)
+        await front.disconnect()
+        await back.disconnect()
+        for t in tasks:
+            t.cancel()
+    return tx, rx
+
+
+async def _socketpair_rate() -> float:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    b.setblocking(False)
+    loop = asyncio.get_running_loop()
+    got = 0
+    finished = asyncio.Event()
+
+    def readable() -> None:
+        nonlocal got
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                b.recv(2048)
+                got += 1
+        if got >= FRAMES:
+            finished.set()
+
+    loop.add_reader(b.fileno(), readable)
+    start = time.perf_counter()
+    for sent in range(0, FRAMES, 200):
+        for _ in range(200):
+            await loop.sock_sendall(a, FRAME)
+        while got < sent + 200:
+            await asyncio.sleep(0)
+    await finished.wait()
+    rate = FRAMES / (time.perf_counter() - start)
+    loop.remove_reader(b.fileno())
+    a.close()
+    b.close()
+    return rate
+
+
+def netif_bench() -> None:
+    tx, rx = asyncio.run(_netif_rates())
+    pair = asyncio.run(_socketpair_rate())
+    print(f"Ethernet frames of {len(FRAME)} bytes, {FRAMES} each way, frames/s")
+    print(f"  {'Unix datagram socket pair (same event loop)':64} {pair:10.0f}")
+    print(f"  {'netfront -> netback (simulated hypervisor)':64} {tx:10.0f}   ratio {tx / pair:.2f}")
+    print(f"  {'netback -> netfront (simulated hypervisor)':64} {rx:10.0f}   ratio {rx / pair:.2f}")
+
+
 def main() -> None:
+    netif_bench()
     root = Path(tempfile.mkdtemp(prefix="bxen"))
     try:
         baseline = kv_baseline(root)

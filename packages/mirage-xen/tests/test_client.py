@@ -173,3 +173,31 @@ async def _async_ops() -> None:
 
 def test_async_client() -> None:
     run(_async_ops())
+
+
+def test_device_transport(xenstored: str) -> None:
+    """The transport of /dev/xen/xenbus (a descriptor carrying whole messages), here
+    over a descriptor connected to our daemon: the same client operations work."""
+    import socket as socket_module
+
+    from mirage.core.testing import run
+    from mirage.xen.xenstore import AsyncClient
+    from mirage.xen.xenstore._device import DeviceTransport, is_device
+
+    assert not is_device(xenstored) and is_device("/dev/null")
+
+    async def body() -> None:
+        sock = socket_module.socket(socket_module.AF_UNIX)
+        sock.connect(xenstored)
+        transport = DeviceTransport(sock.detach())
+        xs = AsyncClient(transport, transport)
+        await xs.write("/dev/t", "1")
+        assert await xs.read("/dev/t") == b"1"
+        events = await xs.watch("/dev")
+        assert (await events.get()).path == "/dev"
+        await xs.write("/dev/u", "x" * 3000)  # more than one small write
+        assert (await events.get()).path == "/dev/u"
+        assert await xs.read("/dev/u") == b"x" * 3000
+        await xs.close()
+
+    run(body(), 30)

@@ -24,14 +24,15 @@ def test_registers_its_devices() -> None:
     )
     assert registry.failures == []
     assert registry.registered_by(PluginInfo("xen")) == {
-        "impls": ["xen_block", "xen_console"],
+        "impls": ["xen_block", "xen_console", "xen_net"],
         "keys": ["xen-boot"],
         "targets": ["xen"],
     }
     impls = {name: r.value for name, r in registry.impls.items()}
     assert impls["xen_console"].provides == "console"
     assert impls["xen_block"].provides == "block"
-    for name in ("xen_console", "xen_block"):
+    assert impls["xen_net"].provides == "network"
+    for name in ("xen_console", "xen_block", "xen_net"):
         impl = impls[name]
         assert [a.name for a in impl.runtime_args] == ["xenstore", "xen-sim", "xen-domid"]
         assert [p.name for p in impl.params] == ["devid"]

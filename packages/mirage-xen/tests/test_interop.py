@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,62 @@ def test_pyxs(xenstored: str) -> None:
         c.delete(b"/py/x")
     with Client(xenstored) as ours:
         assert ours.directory("/py") == ["y", "z"]
+
+
+def libxenstore() -> object:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("xenstore") or "libxenstore.so.4"
+    try:
+        lib = ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        pytest.skip("libxenstore (Debian package libxenstore4) is not installed")
+    lib.xs_open.restype = ctypes.c_void_p
+    lib.xs_open.argtypes = [ctypes.c_ulong]
+    lib.xs_close.argtypes = [ctypes.c_void_p]
+    lib.xs_control_command.restype = ctypes.c_void_p
+    lib.xs_control_command.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    lib.xs_set_target.restype = ctypes.c_bool
+    lib.xs_set_target.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    return lib
+
+
+def test_control_and_set_target_through_libxenstore(
+    xenstored: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Xen's own client library sends XS_CONTROL and XS_SET_TARGET; its errno is the
+    error name our daemon answered."""
+    import ctypes
+    import errno
+
+    lib: Any = libxenstore()
+    monkeypatch.setenv("XENSTORED_PATH", xenstored)
+    handle = lib.xs_open(0)
+    assert handle
+    libc = ctypes.CDLL(None)
+    libc.free.argtypes = [ctypes.c_void_p]
+
+    def control(cmd: bytes, data: bytes = b"") -> bytes | int:
+        ctypes.set_errno(0)
+        got = lib.xs_control_command(handle, cmd, data or None, len(data))
+        if not got:
+            return ctypes.get_errno()
+        text = ctypes.string_at(got)
+        libc.free(got)
+        return text
+
+    try:
+        assert control(b"check") == b"OK"
+        assert control(b"print", b"from libxenstore\0") == b"OK"
+        assert b"check" in control(b"help")  # type: ignore[operator]
+        assert control(b"no-such-command") == errno.EINVAL
+        assert not lib.xs_set_target(handle, 7, 8)
+        assert ctypes.get_errno() == errno.ENOENT
+    finally:
+        lib.xs_close(handle)

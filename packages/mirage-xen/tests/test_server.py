@@ -102,12 +102,14 @@ def test_malformed_payloads(server: XenstoreServer) -> None:
     assert c.err(Op.READ, raw=b"/no-nul") == "EINVAL"
     assert c.err(Op.WRITE, raw=b"/no-separator") == "EINVAL"
     assert c.err(Op.SET_PERMS, raw=b"/x\0") == "EINVAL"
-    assert c.err(Op.TRANSACTION_END, raw=b"X\0", tx=1) == "EINVAL"
+    assert c.err(Op.TRANSACTION_END, raw=b"X\0", tx=1) == "ENOENT"  # no transaction 1
+    assert c.err(Op.TRANSACTION_END, raw=b"X\0", tx=c.start()) == "EINVAL"
     assert c.err(Op.INTRODUCE, raw=b"x\0") == "EINVAL"
     assert c.err(Op.WATCH, raw=b"/only-path\0") == "EINVAL"
-    assert c.err(Op.WATCH_EVENT, raw=b"/x\0t\0") == "EINVAL"
+    assert c.err(Op.WATCH_EVENT, raw=b"/x\0t\0") == "ENOSYS"  # as C xenstored
+    assert c.err(Op.ERROR, raw=b"EIO\0") == "ENOSYS"
     assert c.err(99, raw=b"") == "ENOSYS"
-    assert c.err(Op.CONTROL, raw=b"print\0") == "ENOSYS"
+    assert c.err(Op.CONTROL, raw=b"print") == "EINVAL"  # no terminating NUL
 
 
 def test_permissions(server: XenstoreServer) -> None:
@@ -194,7 +196,8 @@ def test_special_watches_and_domains(server: XenstoreServer) -> None:
     assert events_of(out) == [(c.id, b"@introduceDomain\0i\0")]
     assert c.ok(Op.IS_DOMAIN_INTRODUCED, "4") == b"T\0"
     assert c.ok(Op.RESUME, "4") == b"OK\0"
-    assert c.ok(Op.SET_TARGET, "4", "5") == b"OK\0"
+    assert c.err(Op.SET_TARGET, "4", "5") == "ENOENT"  # domain 5 is not introduced
+    assert c.ok(Op.SET_TARGET, "4", "0") == b"OK\0"
     dom4 = Conn(server, 4)
     reply, out = c.send(Op.RELEASE, join_args("4"))
     assert events_of(out) == [(c.id, b"@releaseDomain\0r\0")]
@@ -363,3 +366,64 @@ class TreeMachine(RuleBasedStateMachine):
 
 TreeMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=20, deadline=None)
 test_tree_machine = TreeMachine.TestCase
+
+
+def test_control(server: XenstoreServer) -> None:
+    """XS_CONTROL as C xenstored answers its common commands."""
+    c = Conn(server)
+    assert c.ok(Op.CONTROL, "check") == b"OK\0"
+    assert c.ok(Op.CONTROL, "print", "hello") == b"OK\0"
+    assert server.log == ["hello"]
+    assert c.ok(Op.CONTROL, "log", "on") == b"OK\0"
+    help_text = c.ok(Op.CONTROL, "help")
+    assert help_text.endswith(b"\n\0") and b"check" in help_text and b"print" in help_text
+    assert b"nodes" in c.ok(Op.CONTROL, "quota")
+    assert c.err(Op.CONTROL, "check", "extra") == "EINVAL"
+    assert c.err(Op.CONTROL, "print") == "EINVAL"
+    assert c.err(Op.CONTROL, "no-such-command") == "EINVAL"
+    assert c.err(Op.CONTROL, raw=b"") == "EINVAL"
+    assert Conn(server, 5).err(Op.CONTROL, "check") == "EACCES"
+    # check repairs a child list that lost a node.
+    c.write("/a/b", "1")
+    server.tree["/a"] = server.tree["/a"].__class__(b"", server.tree["/a"].perms, ("b", "ghost"))
+    assert c.ok(Op.CONTROL, "check") == b"OK\0"
+    assert c.ok(Op.DIRECTORY, "/a") == b"b\0"
+
+
+def test_set_target(server: XenstoreServer) -> None:
+    """A domain given a target acts as it: the target's nodes and ACL entries."""
+    dom0 = Conn(server)
+    for d in ("3", "4"):
+        dom0.ok(Op.INTRODUCE, d, "1", "1")
+    dom0.write("/local/domain/3/owned", "x")
+    dom0.ok(Op.SET_PERMS, "/local/domain/3/owned", "n3")
+    dom0.write("/shared", "y")
+    dom0.ok(Op.SET_PERMS, "/shared", "n0", "r3")
+    stub = Conn(server, 4)
+    assert stub.err(Op.READ, "/local/domain/3/owned") == "EACCES"
+    assert stub.err(Op.READ, "/shared") == "EACCES"
+    assert stub.err(Op.SET_TARGET, "4", "3") == "EACCES"  # only dom0 may
+    assert dom0.err(Op.SET_TARGET, "4", "9") == "ENOENT"
+    assert dom0.err(Op.SET_TARGET, "4") == "EINVAL"
+    assert dom0.ok(Op.SET_TARGET, "4", "3") == b"OK\0"
+    assert stub.read("/local/domain/3/owned") == b"x"
+    stub.write("/local/domain/3/owned", "z")
+    assert stub.read("/shared") == b"y"
+    assert stub.err(Op.WRITE, raw=b"/shared\0no") == "EACCES"  # r3 only
+    dom0.ok(Op.RELEASE, "3")
+    assert server.targets == {}
+
+
+def test_request_checks_in_c_xenstoreds_order(server: XenstoreServer) -> None:
+    """Before its arguments: the type (ENOSYS), privilege (EACCES), then the
+    transaction id (ENOENT; WATCH and UNWATCH ignore it)."""
+    dom0, guest = Conn(server), Conn(server, 5)
+    for op in (Op.INTRODUCE, Op.RELEASE, Op.IS_DOMAIN_INTRODUCED, Op.RESUME, Op.SET_TARGET):
+        assert guest.err(op, raw=b"garbage") == "EACCES"
+    assert guest.err(Op.CONTROL, raw=b"") == "EACCES"
+    assert dom0.err(Op.GET_DOMAIN_PATH, "3", tx=77) == "ENOENT"
+    assert dom0.err(Op.TRANSACTION_START, "", tx=77) == "ENOENT"  # EBUSY only if it exists
+    assert dom0.err(Op.RESET_WATCHES, "", tx=77) == "ENOENT"
+    assert dom0.ok(Op.WATCH, "/w", "t", tx=77) == b"OK\0"
+    assert dom0.ok(Op.UNWATCH, "/w", "t", tx=77) == b"OK\0"
+    assert dom0.err(99, raw=b"", tx=77) == "ENOSYS"

@@ -137,3 +137,33 @@ def test_destroy_runs_unmap_notifications(hv: SimHypervisor) -> None:
     assert one.evtchn.pending(port)
     one.close()
     assert not list(Path(hv.root, "notify").iterdir())
+
+
+def test_grant_copy(tmp_path: Path) -> None:
+    """copy_from/copy_to: the granted page's bytes without a mapping, checked
+    against the grant (domain, writability, the page's bounds)."""
+    hv = SimHypervisor(tmp_path)
+    a, b, c = hv.domain(1), hv.domain(2), hv.domain(3)
+    try:
+        rw = a.gnttab.share(2, 1)
+        ro = a.gnttab.share(2, 1, writable=False)
+        rw.memory[100:105] = b"hello"
+        assert b.gnttab.copy_from(1, rw.refs[0], 100, 5) == b"hello"
+        b.gnttab.copy_to(1, rw.refs[0], 4090, b"end!!!")
+        assert bytes(rw.memory[4090:4096]) == b"end!!!"
+        assert b.gnttab.copy_from(1, ro.refs[0], 0, 4) == bytes(4)
+        for bad in (
+            lambda: b.gnttab.copy_to(1, ro.refs[0], 0, b"x"),  # read-only grant
+            lambda: c.gnttab.copy_from(1, rw.refs[0], 0, 1),  # not granted to 3
+            lambda: b.gnttab.copy_from(1, 999, 0, 1),  # no such grant
+            lambda: b.gnttab.copy_from(1, rw.refs[0], 4000, 200),  # crosses the page
+            lambda: b.gnttab.copy_from(9, 8, 0, 1),  # no such domain
+        ):
+            with pytest.raises(HypervisorError):
+                bad()
+        a.gnttab.end_access(rw)
+        with pytest.raises(HypervisorError):
+            b.gnttab.copy_from(1, rw.refs[0], 0, 1)  # access ended
+    finally:
+        for d in (a, b, c):
+            d.close()

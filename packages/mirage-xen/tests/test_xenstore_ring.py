@@ -132,3 +132,82 @@ async def _daemon_script_serves_rings(daemon: list[str]) -> None:
 
 def test_daemon_script_serves_domain_rings(daemon: list[str]) -> None:
     run(_daemon_script_serves_rings(daemon))
+
+
+async def _reconnect() -> None:
+    from mirage.xen.xenstore._ring import (
+        CONNECTION,
+        REQ_CONS,
+        RSP_PROD,
+        SERVER_FEATURES,
+        RingTransport,
+    )
+
+    def field(memory: memoryview, off: int) -> int:
+        return int(struct.unpack_from("<I", memory, off)[0])
+
+    async def until(check: object) -> None:
+        for _ in range(500):
+            if check():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("timed out")
+
+    async with SimMachine() as machine:
+        toolstack = await machine.client()
+        domain = machine.hv.domain(8)
+        grant, port = share_ring(domain, XENSTORE_DOMID)
+        memory = grant.memory
+        # A page the toolstack marked RECONNECT (as for dom0less guests): xenstored
+        # connects it at introduction, advertising its features.
+        struct.pack_into("<I", memory, CONNECTION, 1)
+        await toolstack.mkdir("/local/domain/8")
+        await toolstack.set_perms("/local/domain/8", (Perm("n", 8),))
+        await toolstack.introduce(8, grant.refs[0], port)
+        await until(lambda: field(memory, CONNECTION) == 0)
+        assert field(memory, SERVER_FEATURES) == 3  # RECONNECTION | ERROR
+        transport = RingTransport(domain, grant, port)
+        guest = AsyncClient(transport, transport)
+        await guest.write("x", "1")
+        queue = await guest.watch("x")
+        assert (await queue.get()).path == "x"
+        server = machine.daemon.server
+
+        def watches_of_8() -> int:
+            return sum(len(c.watches) for c in server._conns.values() if c.domid == 8)
+
+        assert watches_of_8() == 1
+        await transport.reconnect()
+        # The queues were emptied and the connection's watches dropped.
+        assert field(memory, REQ_CONS) == field(memory, RSP_PROD) == 0
+        assert watches_of_8() == 0
+        assert await guest.read("x") == b"1"  # the ring works on
+        await guest.close()
+        domain.close()
+
+
+def test_ring_reconnection() -> None:
+    run(_reconnect())
+
+
+async def _oversized_on_the_ring() -> None:
+    async with SimMachine() as machine:
+        toolstack = await machine.client()
+        domain = machine.hv.domain(9)
+        grant, port = share_ring(domain, XENSTORE_DOMID)
+        await toolstack.introduce(9, grant.refs[0], port)
+        header = struct.pack("<IIII", Op.READ, 1, 0, 5000)  # more than XENSTORE_PAYLOAD_MAX
+        grant.memory[REQ : REQ + len(header)] = header
+        struct.pack_into("<I", grant.memory, REQ_PROD, len(header))
+        domain.evtchn.notify(port)
+        for _ in range(500):
+            if struct.unpack_from("<I", grant.memory, ERROR)[0]:
+                break
+            await asyncio.sleep(0.01)
+        assert struct.unpack_from("<I", grant.memory, ERROR)[0] == 3  # XENSTORE_ERROR_PROTO
+        assert await toolstack.is_domain_introduced(0)  # the daemon carries on
+        domain.close()
+
+
+def test_oversized_packet_on_the_ring() -> None:
+    run(_oversized_on_the_ring())

@@ -13,9 +13,17 @@ Writes are queued and pushed into the ring as the peer reads (a task does it in
 the background); ``write`` waits only while more than ``HIGH_WATER`` bytes are
 queued. A flow's reads and writes may wait at the same time: one task per flow takes the
 port's events and wakes every waiter, which then checks the rings again.
-``shutdown`` sets the live byte to 3 (our half-close; libxenvchan reads any non-zero
-value as open), ``close`` sets it to 0; both signal the peer. A reader sees the end of
-the stream when the peer is shut down or gone and its ring is empty.
+Live bytes take only libxenvchan's values (0 exited, 1 connected, 2 client not yet
+connected). libxenvchan has no half close: its ``libxenvchan_close`` sets the live
+byte to 0 and signals, and a peer then reads what is left in the ring and sees the
+end of the stream. ``shutdown`` does exactly that but keeps reading (and the rings
+mapped); ``close`` then releases everything. A reader sees the end of the stream when
+the peer's live byte is 0 and its ring is empty.
+
+A writer cannot tell from the page whether a peer at live 0 shut down or went away
+(libxenvchan refuses to write to it at all). We keep writing to it while it reads:
+once its live byte is 0, a ring that stays full for ``LINGER`` seconds means the
+peer is gone, and the write raises :class:`FlowClosed`.
 """
 
 from __future__ import annotations
@@ -91,6 +99,8 @@ class VchanFlow:
         self._shut = False
         self._closed = False
         self._pending = bytearray()
+        self._stalled_since: float | None = None
+        self._peer_gone = False
         self._flusher: asyncio.Task[None] | None = None
         self._pump = asyncio.get_running_loop().create_task(self._events())
 
@@ -247,7 +257,7 @@ class VchanFlow:
                 if notify:
                     self._signal()
                 return data
-            if live in (Live.EXITED, Live.SHUT_DOWN):
+            if live == Live.EXITED:
                 return b""
             ep.request_notify(Notify.WRITE)
             if ep.data_ready() or ep.peer_live() != live:
@@ -267,6 +277,7 @@ class VchanFlow:
                 self.endpoint.request_notify(Notify.READ)
                 if self._push():
                     continue
+                self._stalled()
                 self._check_writable()
                 await self._wait(event)
         except VchanError as err:
@@ -277,7 +288,7 @@ class VchanFlow:
     def _check_writable(self) -> None:
         if self._shut or self._closed:
             raise FlowClosed("vchan is shut down")
-        if self.endpoint.peer_live() == Live.EXITED:
+        if self._peer_gone:
             self._pending.clear()
             raise FlowClosed("the vchan peer has gone")
 
@@ -289,7 +300,22 @@ class VchanFlow:
         del self._pending[:n]
         if notify:
             self._signal()
+        if n:
+            self._stalled_since = None
         return n
+
+    def _stalled(self) -> bool:
+        """Whether a peer at live 0 has left the ring full for ``LINGER`` seconds
+        (then it is gone, not merely shut down: see the module's notes)."""
+        if self.endpoint.peer_live() != Live.EXITED:
+            self._stalled_since = None
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        if now - self._stalled_since >= LINGER:
+            self._peer_gone = True
+        return self._peer_gone
 
     async def _flush(self) -> None:
         """Push queued bytes until none are left or the peer is gone."""
@@ -298,7 +324,7 @@ class VchanFlow:
                 event = self._event
                 if self._push():
                     continue
-                if self.endpoint.peer_live() == Live.EXITED:
+                if self._stalled():
                     self._pending.clear()
                     return
                 self.endpoint.request_notify(Notify.READ)
@@ -319,11 +345,12 @@ class VchanFlow:
                     await asyncio.shield(flusher)
 
     async def shutdown(self) -> None:
-        """Send what is queued, then tell the peer that nothing more will come."""
+        """Send what is queued, then tell the peer that nothing more will come: the
+        live byte goes to 0, as libxenvchan's close sets it; we keep reading."""
         if not self._shut and not self._closed:
             self._shut = True
             await self._drain(None)
-            self.endpoint.set_live(Live.SHUT_DOWN)
+            self.endpoint.set_live(Live.EXITED)
             self._signal()
 
     def _close_now(self) -> None:

@@ -59,9 +59,6 @@ class Live(enum.IntEnum):
     EXITED = 0
     CONNECTED = 1
     WAITING = 2
-    SHUT_DOWN = 3
-    """Our extension for half close: the end writes no more but still reads.
-    libxenvchan treats any non-zero value as open."""
 
 
 class Notify(enum.IntFlag):

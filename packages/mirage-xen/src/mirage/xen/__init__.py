@@ -3,10 +3,11 @@
 - :mod:`mirage.xen.xenstore`: the xenstore wire codec, server core, the
   ``mirage-xenstored`` daemon and clients.
 - Grant tables and event channels (:class:`Domain`), with a simulated hypervisor in
-  :mod:`mirage.xen.sim`.
+  :mod:`mirage.xen.sim` and Linux's ``/dev/xen`` devices in :mod:`mirage.xen.linux`.
 - :mod:`mirage.xen.ring`: the shared I/O ring of Xen's ``ring.h``.
-- :mod:`mirage.xen.xenbus`, :mod:`mirage.xen.console`, :mod:`mirage.xen.blkif`: split
-  drivers over them.
+- :mod:`mirage.xen.xenbus`, :mod:`mirage.xen.console`, :mod:`mirage.xen.blkif`,
+  :mod:`mirage.xen.netif` (:mod:`~mirage.xen.netfront`, :mod:`~mirage.xen.netback`):
+  split drivers over them.
 """
 
 from __future__ import annotations

@@ -66,6 +66,15 @@ class GrantTable(Protocol):
 
     def unmap(self, mapping: Mapping) -> None: ...
 
+    def copy_from(self, remote: int, ref: int, offset: int, length: int) -> bytes:
+        """A grant copy: ``length`` bytes at ``offset`` of the page ``remote`` granted
+        us as ``ref``, without mapping it (what Linux's netback does per packet)."""
+        ...
+
+    def copy_to(self, remote: int, ref: int, offset: int, data: bytes) -> None:
+        """A grant copy into the page ``remote`` granted us writable as ``ref``."""
+        ...
+
     def fetch_and(self, region: Grant | Mapping, offset: int, mask: int) -> int:
         """Atomically ``byte &= mask`` at ``offset`` of ``region``; the old byte."""
         ...

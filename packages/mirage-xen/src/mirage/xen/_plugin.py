@@ -1,4 +1,4 @@
-"""mirage-xen's plugin: the PV console and block devices.
+"""mirage-xen's plugin: the PV console, block and network devices, and the xen target.
 
 Declarations only: factories are import paths, so loading this module imports no
 driver.
@@ -46,6 +46,15 @@ IMPLS = (
         runtime_args=XEN_ARGS,
         requires=REQUIRES,
         doc="a Xen virtual disk (blkfront), over the xenbus handshake",
+    ),
+    Impl(
+        name="xen_net",
+        provides="network",
+        factory="mirage.xen.devices:XenNetwork",
+        params=(Param("devid", "int", 0, doc="the network interface's number (vif)"),),
+        runtime_args=XEN_ARGS,
+        requires=REQUIRES,
+        doc="a Xen network interface (netfront, rx-copy), over the xenbus handshake",
     ),
 )
 

@@ -1,9 +1,11 @@
 """mirage devices over Xen's split drivers: what ``config.py`` selects.
 
 Each ``connect`` takes the runtime arguments of the Xen environment: the xenstore
-socket, and the hypervisor. Only the simulated hypervisor (:mod:`mirage.xen.sim`)
-exists so far, so ``xen_sim`` (its directory) and ``xen_domid`` (this domain's id)
-are required; a backend over Linux's ``/dev/xen`` devices would make them optional.
+socket, and the hypervisor. With ``xen_sim`` (its directory) and ``xen_domid``
+(this domain's id) the devices run over the simulated hypervisor
+(:mod:`mirage.xen.sim`); without them, over Linux's ``/dev/xen`` devices
+(:mod:`mirage.xen.linux`), this domain's id read from xenstore's ``domid`` unless
+``xen_domid`` says it.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from mirage.core.types import BlockInfo
+from mirage.core.types import BlockInfo, FrameCallback, NetworkStats
 
 from ._hypervisor import Domain, HypervisorError
 from .blkfront import Blkfront
 from .console import ConsoleFrontend
+from .netfront import Netfront
 from .xenstore import AsyncClient
 
-__all__ = ["XenBlock", "XenConsole", "close_environment", "open_environment"]
+__all__ = ["XenBlock", "XenConsole", "XenNetwork", "close_environment", "open_environment"]
 
 
-_Key = tuple[str | None, str, int]
+_Key = tuple[str | None, str | None, int | None]
 _shared: dict[_Key, tuple[Domain, AsyncClient, int]] = {}
 _opening: dict[_Key, asyncio.Future[None]] = {}
 
@@ -32,11 +35,17 @@ async def open_environment(
     """This domain and a xenstore client, from the runtime arguments. Devices of one
     artifact share them (a domain exists once per process); each device gives them
     back with :func:`close_environment`."""
-    if xen_sim is None or xen_domid is None:
-        raise HypervisorError(
-            "no hypervisor backend: only the simulated one exists; pass --xen-sim and --xen-domid"
-        )
-    key = (xenstore, str(xen_sim), xen_domid)
+    if xen_sim is not None and xen_domid is None:
+        raise HypervisorError("--xen-sim needs --xen-domid (this domain's id in the simulation)")
+    if xen_sim is None:
+        from .linux import available
+
+        why = available()
+        if why is not None:
+            raise HypervisorError(
+                f"no hypervisor: {why}; pass --xen-sim and --xen-domid for the simulated one"
+            )
+    key: _Key = (xenstore, None if xen_sim is None else str(xen_sim), xen_domid)
     while key in _opening:  # another device of this process is opening it
         await asyncio.shield(_opening[key])
     entry = _shared.get(key)
@@ -44,14 +53,26 @@ async def open_environment(
         opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         _opening[key] = opened
         try:
-            from .sim import SimHypervisor
+            domain: Domain
+            if xen_sim is not None and xen_domid is not None:
+                from .sim import SimHypervisor
 
-            domain = SimHypervisor(xen_sim).domain(xen_domid)
-            try:
+                domain = SimHypervisor(xen_sim).domain(xen_domid)
+                try:
+                    xs = await AsyncClient.open(xenstore)
+                except BaseException:
+                    domain.close()
+                    raise
+            else:
+                from .linux import LinuxDomain
+
                 xs = await AsyncClient.open(xenstore)
-            except BaseException:
-                domain.close()
-                raise
+                try:
+                    domid = xen_domid if xen_domid is not None else int(await xs.read("domid"))
+                    domain = LinuxDomain(domid)
+                except BaseException:
+                    await xs.close()
+                    raise
             entry = (domain, xs, 0)
         finally:
             del _opening[key]
@@ -136,6 +157,50 @@ class XenBlock:
 
     async def write(self, sector: int, data: bytes) -> None:
         await self._fe.write(sector, data)
+
+    async def disconnect(self) -> None:
+        await self._fe.disconnect()
+        await close_environment(self._domain, self._xs)
+
+
+class XenNetwork:
+    """A network interface of this domain (netfront), as a mirage ``Network``."""
+
+    def __init__(self, frontend: Netfront, domain: Domain, xs: AsyncClient) -> None:
+        self._fe, self._domain, self._xs = frontend, domain, xs
+
+    @classmethod
+    async def connect(
+        cls,
+        devid: int = 0,
+        xenstore: str | None = None,
+        xen_sim: str | None = None,
+        xen_domid: int | None = None,
+    ) -> XenNetwork:
+        domain, xs = await open_environment(xenstore, xen_sim, xen_domid)
+        try:
+            frontend = await Netfront.connect(domain, xs, devid)
+        except BaseException:
+            await close_environment(domain, xs)
+            raise
+        return cls(frontend, domain, xs)
+
+    @property
+    def mac(self) -> bytes:
+        return self._fe.mac
+
+    @property
+    def mtu(self) -> int:
+        return self._fe.mtu
+
+    async def write(self, frame: bytes) -> None:
+        await self._fe.write(frame)
+
+    async def listen(self, callback: FrameCallback) -> None:
+        await self._fe.listen(callback)
+
+    def stats(self) -> NetworkStats:
+        return self._fe.stats()
 
     async def disconnect(self) -> None:
         await self._fe.disconnect()

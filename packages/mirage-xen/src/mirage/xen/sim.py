@@ -109,6 +109,7 @@ class SimGrantTable:
         self._table.touch()
         self._maps: list[mmap.mmap] = []
         self._fds: dict[int, int] = {}
+        self._table_fds: dict[int, int] = {}
         self._notify = 0
 
     def share(self, remote: int, count: int, writable: bool = True) -> Grant:
@@ -158,6 +159,38 @@ class SimGrantTable:
         with contextlib.suppress(BufferError):
             mapping.memory.release()
 
+    def _copy_check(self, remote: int, ref: int, offset: int, length: int, write: bool) -> int:
+        """The file offset of a grant copy, once the remote's grant allows it."""
+        if offset < 0 or length < 0 or offset + length > PAGE_SIZE:
+            raise HypervisorError(f"copy of {length} bytes at {offset} crosses the page")
+        try:
+            entry = os.pread(self._table_fd(remote), _ENTRY.size, ref * _ENTRY.size)
+        except FileNotFoundError:
+            raise HypervisorError(f"domain {remote} does not exist") from None
+        if len(entry) < _ENTRY.size:
+            raise HypervisorError(f"domain {remote} has no grant {ref}")
+        granted_to, flags = _ENTRY.unpack(entry)
+        if not flags & GRANTED:
+            raise HypervisorError(f"domain {remote} has no grant {ref}")
+        if granted_to != self._domid or (write and not flags & WRITABLE):
+            raise HypervisorError(f"grant {ref} of domain {remote} is not ours to copy")
+        return ref * PAGE_SIZE + offset
+
+    def copy_from(self, remote: int, ref: int, offset: int, length: int) -> bytes:
+        where = self._copy_check(remote, ref, offset, length, write=False)
+        return os.pread(self._fd(remote), length, where)
+
+    def copy_to(self, remote: int, ref: int, offset: int, data: bytes) -> None:
+        where = self._copy_check(remote, ref, offset, len(data), write=True)
+        os.pwrite(self._fd(remote), data, where)
+
+    def _table_fd(self, owner: int) -> int:
+        fd = self._table_fds.get(owner)
+        if fd is None:
+            fd = os.open(self._hv.root / "gnttab" / str(owner), os.O_RDONLY)
+            self._table_fds[owner] = fd
+        return fd
+
     def _fd(self, owner: int) -> int:
         fd = self._fds.get(owner)
         if fd is None:
@@ -197,9 +230,10 @@ class SimGrantTable:
             with contextlib.suppress(BufferError, ValueError):
                 m.close()
         self._maps.clear()
-        for fd in self._fds.values():
+        for fd in (*self._fds.values(), *self._table_fds.values()):
             os.close(fd)
         self._fds.clear()
+        self._table_fds.clear()
 
 
 class SimEventChannels:

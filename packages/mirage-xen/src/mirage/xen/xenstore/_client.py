@@ -21,8 +21,11 @@ from typing import Protocol, TypeVar
 
 from mirage.xen._hypervisor import Domain, Grant
 
+from ._device import XENBUS_DEVICE, DeviceTransport, is_device
 from ._ring import RingTransport
 from ._wire import (
+    HEADER,
+    PAYLOAD_MAX,
     Op,
     Packet,
     Perm,
@@ -31,7 +34,6 @@ from ._wire import (
     decode_perms,
     join_args,
     pull_packet,
-    push_packet,
     split_args,
 )
 
@@ -67,11 +69,23 @@ class ClientCore:
 
     def request(self, op: Op, payload: bytes, tx_id: int = 0) -> tuple[int, bytes]:
         req_id = self._next
-        self._next = (self._next + 1) & 0xFFFFFFFF or 1
-        return req_id, push_packet(Packet(op, req_id, tx_id, payload))
+        self._next = (req_id + 1) & 0xFFFFFFFF or 1
+        if len(payload) > PAYLOAD_MAX:
+            raise XsError("E2BIG")
+        # push_packet's bytes, without building the Packet (the hot path of a client).
+        return req_id, HEADER.pack(op, req_id, tx_id, len(payload)) + payload
 
     def receive_data(self, data: bytes) -> list[Packet | WatchEvent]:
         """Replies (as packets) and watch events found in ``data``."""
+        if not self._buf and len(data) >= HEADER.size:
+            # The common case: exactly one whole reply in one read.
+            op, req_id, tx_id, length = HEADER.unpack_from(data, 0)
+            if (
+                length <= PAYLOAD_MAX
+                and len(data) == HEADER.size + length
+                and (op != Op.WATCH_EVENT)
+            ):
+                return [Packet(op, req_id, tx_id, data[HEADER.size :])]
         self._buf += data
         out: list[Packet | WatchEvent] = []
         while True:
@@ -311,7 +325,21 @@ class AsyncClient(AsyncTransaction):
 
     @classmethod
     async def open(cls, path: str | None = None) -> AsyncClient:
-        reader, writer = await asyncio.open_unix_connection(path or default_socket())
+        """A client on xenstored's Unix socket ``path`` or, if ``path`` is a character
+        device, on Linux's xenbus device. Without ``path``: ``$XENSTORED_PATH``, else
+        the default socket if it exists, else ``/dev/xen/xenbus`` (as libxenstore)."""
+        if path is None:
+            path = default_socket()
+            if (
+                "XENSTORED_PATH" not in os.environ
+                and not os.path.exists(path)
+                and is_device(XENBUS_DEVICE)
+            ):
+                path = XENBUS_DEVICE
+        if is_device(path):
+            transport = DeviceTransport.open(path)
+            return cls(transport, transport)
+        reader, writer = await asyncio.open_unix_connection(path)
         return cls(reader, writer)
 
     @classmethod

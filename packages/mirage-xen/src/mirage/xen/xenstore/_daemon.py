@@ -24,7 +24,7 @@ from typing import Protocol
 from mirage.xen._hypervisor import Domain, HypervisorError
 from mirage.xen.ring import RingError
 
-from ._ring import RingConnection
+from ._ring import ERROR_PROTO, ReconnectRequested, RingConnection
 from ._server import Quota, XenstoreServer
 from ._wire import XsDecodeError, pull_packet, push_packet
 
@@ -88,6 +88,10 @@ class XenstoreDaemon:
                     w.write(push_packet(out))
             if self.server.domain_events:
                 self._domain_events()
+            if self.server.log:
+                for line in self.server.log:
+                    log.info("control: %s", line)
+                self.server.log.clear()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -134,10 +138,26 @@ class XenstoreDaemon:
         self._writers[conn] = ring
         buf = bytearray()
         try:
-            while data := await ring.read():
+            while True:
+                try:
+                    data = await ring.read()
+                except ReconnectRequested:
+                    # A fresh connection: no watches, transactions or partial packets.
+                    self.server.disconnect(conn)
+                    del self._writers[conn]
+                    conn = self.server.connect(domid)
+                    self._writers[conn] = ring
+                    buf.clear()
+                    ring.reset()
+                    continue
+                if not data:
+                    break
                 buf += data
                 self._feed(conn, buf)
-        except (XsDecodeError, RingError) as err:
+        except XsDecodeError as err:
+            ring.set_error(ERROR_PROTO)
+            log.warning("no longer serving domain %d: %s", domid, err)
+        except RingError as err:
             log.warning("no longer serving domain %d: %s", domid, err)
         except asyncio.CancelledError:
             pass  # released, or the daemon is stopping

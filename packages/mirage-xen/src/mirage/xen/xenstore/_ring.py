@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from mirage.xen._bytering import ByteRing
 from mirage.xen._hypervisor import Domain, Grant, Mapping
@@ -24,7 +25,9 @@ from mirage.xen._wakeup import Wakeup
 from mirage.xen.ring import RingError
 
 __all__ = [
+    "ERROR_PROTO",
     "ERROR_RINGIDX",
+    "ReconnectRequested",
     "RingConnection",
     "RingTransport",
     "RSP",
@@ -36,6 +39,20 @@ REQ, RSP, SIZE = 0, 1024, 1024
 REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD = 2048, 2052, 2056, 2060
 SERVER_FEATURES, CONNECTION, ERROR = 2064, 2068, 2072
 ERROR_NONE, ERROR_COMM, ERROR_RINGIDX, ERROR_PROTO = 0, 1, 2, 3
+FEATURE_RECONNECTION, FEATURE_ERROR = 1, 2
+CONNECTED, RECONNECT = 0, 1
+
+
+class ReconnectRequested(Exception):
+    """The guest set the page's connection field to ``XENSTORE_RECONNECT``."""
+
+
+def _get(memory: memoryview, off: int) -> int:
+    return int.from_bytes(memory[off : off + 4], "little")
+
+
+def _set(memory: memoryview, off: int, value: int) -> None:
+    memory[off : off + 4] = value.to_bytes(4, "little")
 
 
 def _rings(memory: memoryview) -> tuple[ByteRing, ByteRing]:
@@ -48,8 +65,15 @@ def _rings(memory: memoryview) -> tuple[ByteRing, ByteRing]:
 class _RingPipe:
     """Bytes out through one ring, in through the other, over one port."""
 
-    def __init__(self, rd: ByteRing, wr: ByteRing, wakeup: Wakeup) -> None:
+    def __init__(
+        self,
+        rd: ByteRing,
+        wr: ByteRing,
+        wakeup: Wakeup,
+        interrupt: Callable[[], bool] | None = None,
+    ) -> None:
         self.rd, self.wr, self.wakeup = rd, wr, wakeup
+        self.interrupt = interrupt
         self.pending = bytearray()
         self.closed = False
         self._flusher: asyncio.Task[None] | None = None
@@ -57,6 +81,8 @@ class _RingPipe:
     async def read(self, n: int) -> bytes:
         while not self.closed:
             event = self.wakeup.event
+            if self.interrupt is not None and self.interrupt():
+                raise ReconnectRequested("the guest asked to reconnect the ring")
             data = self.rd.read(n)
             if data:
                 self.wakeup.notify()
@@ -88,6 +114,13 @@ class _RingPipe:
         if self._flusher is not None and not self._flusher.done():
             await self._flusher
 
+    def discard(self) -> None:
+        """Forget what waits to be written."""
+        self.pending.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+
     async def stop(self) -> None:
         self.closed = True
         if self._flusher is not None:
@@ -116,6 +149,23 @@ class RingTransport:
     async def drain(self) -> None:
         await self._pipe.drain()
 
+    async def reconnect(self, timeout: float = 30.0) -> None:
+        """Ask xenstored to reset the ring (``XENSTORE_RECONNECT``) and wait until it
+        has: empty queues, no watches or transactions left. Needs the server's
+        ``XENSTORE_SERVER_FEATURE_RECONNECTION``."""
+        memory = self.grant.memory
+        if not _get(memory, SERVER_FEATURES) & FEATURE_RECONNECTION:
+            raise ConnectionError("xenstored does not offer ring reconnection")
+        self._pipe.discard()
+        _set(memory, CONNECTION, RECONNECT)
+        self._pipe.wakeup.notify()
+        async with asyncio.timeout(timeout):
+            while _get(memory, CONNECTION) != CONNECTED:
+                event = self._pipe.wakeup.event
+                if _get(memory, CONNECTION) == CONNECTED:
+                    break
+                await self._pipe.wakeup.wait(event)
+
     def close(self) -> None:
         self._pipe.closed = True
 
@@ -141,8 +191,33 @@ class RingConnection:
         self.domain = domain
         self.mapping: Mapping = domain.gnttab.map(domid, [ref])
         self.port = domain.evtchn.bind_interdomain(domid, remote_port)
-        req, rsp = _rings(self.mapping.memory)
-        self._pipe = _RingPipe(req, rsp, Wakeup(domain.evtchn, self.port))
+        memory = self.mapping.memory
+        req, rsp = _rings(memory)
+        self._pipe = _RingPipe(
+            req,
+            rsp,
+            Wakeup(domain.evtchn, self.port),
+            lambda: _get(memory, CONNECTION) == RECONNECT,
+        )
+        # Advertised before anything is read or written, as xenstore-ring.txt asks;
+        # a page that starts in RECONNECT (set by the toolstack) is connected now.
+        _set(memory, SERVER_FEATURES, FEATURE_RECONNECTION | FEATURE_ERROR)
+        if _get(memory, CONNECTION) == RECONNECT:
+            self.reset()
+
+    def reset(self) -> None:
+        """The server's part of a reconnection: empty both queues, mark the ring
+        connected and signal. (The daemon drops the connection's watches and
+        transactions.)"""
+        memory = self.mapping.memory
+        self._pipe.discard()
+        for off in (REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD):
+            _set(memory, off, 0)
+        _set(memory, CONNECTION, CONNECTED)
+        self._pipe.wakeup.notify()
+
+    def set_error(self, error: int) -> None:
+        _set(self.mapping.memory, ERROR, error)
 
     async def read(self) -> bytes:
         """The next request bytes; ``b""`` once the connection is stopped. A broken

@@ -104,6 +104,8 @@ class XenstoreServer:
         self.changed: dict[str, int] = {}
         self.introduced: dict[int, tuple[int, int]] = {}
         self.targets: dict[int, int] = {}
+        self.log: list[str] = []
+        """What ``XS_CONTROL print`` asked to log (the daemon logs and empties it)."""
         self.domain_events: list[tuple[str, int, int, int]] = []
         """``("introduce", domid, mfn, port)`` and ``("release", domid, 0, 0)``, for the
         driver to connect or drop the domain's ring; the driver empties it."""
@@ -146,6 +148,14 @@ class XenstoreServer:
 
     def _dispatch(self, conn: int, c: _Connection, req: Packet, outputs: list[Output]) -> bytes:
         op = req.op
+        # The checks C xenstored makes for every request, in its order: a type it
+        # does not serve, a privileged type from a guest, an unknown transaction.
+        if op not in _SERVED:
+            raise XsError("ENOSYS")
+        if op in _PRIVILEGED and c.domid != 0:
+            raise XsError("EACCES")
+        if req.tx_id and op not in _NO_TRANSACTION and req.tx_id not in c.transactions:
+            raise XsError("ENOENT")
         if op == Op.TRANSACTION_START:
             return self._tx_start(c, req)
         if op == Op.TRANSACTION_END:
@@ -157,10 +167,12 @@ class XenstoreServer:
         if op == Op.RESET_WATCHES:
             c.watches.clear()
             return b"OK\0"
+        if op == Op.CONTROL:
+            return self._control(c, req)
         if op in _DOMAIN_OPS:
             return self._domain_op(c, req, outputs)
-        if op not in _TREE_OPS:
-            raise XsError("ENOSYS" if op not in (Op.WATCH_EVENT, Op.ERROR) else "EINVAL")
+        if op not in _TREE_OPS:  # pragma: no cover - _SERVED is exhaustive
+            raise XsError("ENOSYS")
         tx: _Transaction | None = None
         if req.tx_id:
             tx = c.transactions.get(req.tx_id)
@@ -198,12 +210,15 @@ class XenstoreServer:
         domid = c.domid
         if domid == 0:
             return Perm("b", 0)
+        # A domain given a target (SET_TARGET, e.g. a device model's stub domain)
+        # acts as that target too: its ownership and its ACL entries.
+        me = (domid, self.targets.get(domid, -1))
         owner = node.perms[0]
-        if owner.domid in (domid, self.targets.get(domid, -1)):
+        if owner.domid in me:
             return Perm("b", domid)
         for p in node.perms[1:]:
-            if p.domid == domid:
-                return p
+            if p.domid in me:
+                return Perm(p.kind, domid)
         return Perm(owner.kind, domid)
 
     def _readable(self, c: _Connection, tree: dict[str, Node], path: str) -> Node:
@@ -443,6 +458,66 @@ class XenstoreServer:
             if w.absolute == name
         ]
 
+    # -- control ------------------------------------------------------------------
+
+    def _control(self, c: _Connection, req: Packet) -> bytes:
+        """``XS_CONTROL`` as C xenstored answers its common commands: dom0 only
+        (``EACCES``), an unknown command or wrong arguments ``EINVAL``."""
+        if c.domid != 0:
+            raise XsError("EACCES")
+        args = split_args(req.payload)
+        cmd, params = args[0], args[1:]
+        if cmd == b"check":
+            if params:
+                raise XsError("EINVAL")
+            self.check()
+            return b"OK\0"
+        if cmd == b"print":
+            if len(params) != 1:
+                raise XsError("EINVAL")
+            self.log.append(params[0].decode("utf-8", "replace"))
+            return b"OK\0"
+        if cmd == b"log":
+            if params not in ([b"on"], [b"off"]):
+                raise XsError("EINVAL")
+            return b"OK\0"
+        if cmd == b"quota":
+            if params:
+                raise XsError("EINVAL")
+            q = self.quota
+            lines = (
+                f"{'nodes':<17}: {q.entries_per_domain:8} nodes per domain\n"
+                f"{'node-size':<17}: {q.entry_size:8} bytes of a node's value\n"
+                f"{'watches':<17}: {q.watches_per_connection:8} watches per connection\n"
+                f"{'transactions':<17}: {q.transactions_per_connection:8} transactions"
+                " per connection\n"
+            )
+            return lines.encode() + b"\0"
+        if cmd == b"help":
+            text = "".join(f"{name:<15} {pars}\n" for name, pars in _CONTROL_HELP)
+            return text.encode() + b"\0"
+        raise XsError("EINVAL")
+
+    def check(self) -> None:
+        """The tree's consistency (``XS_CONTROL check``): every child listed exists and
+        every node but the root is listed by its parent; repaired where not."""
+        for path in list(self.tree):
+            node = self.tree.get(path)
+            if node is None:
+                continue
+            present = tuple(ch for ch in node.children if f"{path.rstrip('/')}/{ch}" in self.tree)
+            if present != node.children:
+                self.tree[path] = replace(node, children=present)
+        for path in list(self.tree):
+            if path == "/":
+                continue
+            parent = parent_of(path)
+            pnode = self.tree.get(parent)
+            if pnode is None:
+                del self.tree[path]
+            elif basename(path) not in pnode.children:
+                self.tree[parent] = replace(pnode, children=(*pnode.children, basename(path)))
+
     # -- domains --------------------------------------------------------------------
 
     def _domain_op(self, c: _Connection, req: Packet, outputs: list[Output]) -> bytes:
@@ -467,6 +542,9 @@ class XenstoreServer:
         if op == Op.RELEASE:
             if self.introduced.pop(domid, None) is None:
                 raise XsError("ENOENT")
+            self.targets.pop(domid, None)
+            for d in [k for k, t in self.targets.items() if t == domid]:
+                del self.targets[d]
             for conn in [k for k, v in self._conns.items() if v.domid == domid]:
                 self.disconnect(conn)
             self.domain_events.append(("release", domid, 0, 0))
@@ -476,18 +554,29 @@ class XenstoreServer:
             if domid not in self.introduced:
                 raise XsError("ENOENT")
             return b"OK\0"
-        # SET_TARGET
-        if len(args) < 2 or not args[1].isdigit():
+        # SET_TARGET: both domains must be known (as C xenstored's
+        # find_connected_domain); domain 0 always is.
+        if len(args) < 2 or not args[1].isdigit() or int(args[1]) > 0xFFFF:
             raise XsError("EINVAL")
-        if domid not in self.introduced:
-            raise XsError("ENOENT")
-        self.targets[domid] = int(args[1])
+        target = int(args[1])
+        for d in (domid, target):
+            if d != 0 and d not in self.introduced:
+                raise XsError("ENOENT")
+        self.targets[domid] = target
         return b"OK\0"
 
 
 def _event(path: str, token: bytes) -> Packet:
     return Packet(Op.WATCH_EVENT, 0, 0, join_args(path, token))
 
+
+_CONTROL_HELP = (
+    ("check", ""),
+    ("log", "[on|off]"),
+    ("print", "<string>"),
+    ("quota", ""),
+    ("help", ""),
+)
 
 _TREE_OPS = frozenset(
     {
@@ -510,5 +599,28 @@ _DOMAIN_OPS = frozenset(
         Op.IS_DOMAIN_INTRODUCED,
         Op.RESUME,
         Op.SET_TARGET,
+    }
+)
+_PRIVILEGED = frozenset(
+    {
+        Op.CONTROL,
+        Op.INTRODUCE,
+        Op.RELEASE,
+        Op.IS_DOMAIN_INTRODUCED,
+        Op.RESUME,
+        Op.SET_TARGET,
+    }
+)
+_NO_TRANSACTION = frozenset({Op.WATCH, Op.UNWATCH})
+_SERVED = (
+    _TREE_OPS
+    | _DOMAIN_OPS
+    | {
+        Op.CONTROL,
+        Op.TRANSACTION_START,
+        Op.TRANSACTION_END,
+        Op.WATCH,
+        Op.UNWATCH,
+        Op.RESET_WATCHES,
     }
 )

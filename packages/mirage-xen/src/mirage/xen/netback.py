@@ -1,0 +1,308 @@
+"""netback: the backend's end of a Xen network device, as a mirage ``Network``.
+
+Theory of operation. :meth:`Netback.serve` publishes ``feature-rx-copy`` (the only
+receive mode: the backend copies frames into pages the frontend lends) and moves to
+InitWait, waits for the frontend to be Initialised or Connected, reads
+``tx-ring-ref``, ``rx-ring-ref`` and ``event-channel``, insists on
+``request-rx-copy`` and ``feature-rx-notify`` (as Linux's netback does), maps both
+rings, binds the port and moves to Connected.
+
+The backend object is the host's side of the link (Linux's ``vif<domid>.<devid>``):
+frames the frontend transmits are what :meth:`listen` delivers, and :meth:`write`
+hands a frame to the frontend by filling the next page the frontend lent on the
+receive ring (frames wait, boundedly, while it has lent none). One task serves both
+rings on the shared port. Frames move by grant copy (nothing but the rings stays
+mapped), so a frontend may grant a fresh page for every packet, as Linux's does.
+
+A frontend that breaks the protocol gets the device Closed: a ring index beyond the
+ring, a grant the backend cannot copy from or to, a frame larger than
+the interface's MTU or crossing its page, a request flagged ``MORE_DATA`` or
+``EXTRA_INFO`` (the backend offers neither ``feature-sg`` nor any extra).
+Other devices of the same backend carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from typing import NoReturn
+
+from mirage.core.types import FrameCallback, NetworkStats
+
+from ._frames import ETH_HEADER, FrameInbox, random_mac
+from ._hypervisor import PAGE_SIZE, Domain, HypervisorError, Mapping
+from ._wakeup import Wakeup
+from .netif import (
+    RX_SLOT,
+    TX_SLOT,
+    RxResponse,
+    Status,
+    TxFlags,
+    TxResponse,
+    pull_rx_request,
+    pull_tx_request,
+    push_rx_response,
+    push_tx_response,
+)
+from .ring import BackRing, RingError, SharedRing
+from .xenbus import XenbusState, read_state, wait_state, write_state
+from .xenstore import AsyncClient, XsError
+
+__all__ = ["Netback", "NetbackError"]
+
+log = logging.getLogger("mirage.xen.netback")
+
+MTU = 1500
+PENDING_FRAMES = 256
+
+
+class NetbackError(Exception):
+    """The frontend broke the protocol; the device is Closed."""
+
+
+class Netback:
+    def __init__(
+        self,
+        domain: Domain,
+        xs: AsyncClient,
+        directory: str,
+        *,
+        frontend: str,
+        frontend_id: int,
+        mac: bytes,
+    ) -> None:
+        self.domain, self.xs, self.directory = domain, xs, directory
+        self.frontend, self.frontend_id = frontend, frontend_id
+        self._mac = mac
+        self._inbox = FrameInbox()
+        self._maps: list[Mapping] = []
+        self._rx_lent: collections.deque[tuple[int, int]] = collections.deque()
+        self._outbox: collections.deque[bytes] = collections.deque()
+        self._wakeup: Wakeup | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+        self.error: NetbackError | None = None
+        self._shutting = False
+        self.handle = 0
+
+    @classmethod
+    async def serve(
+        cls,
+        domain: Domain,
+        xs: AsyncClient,
+        frontend_id: int,
+        devid: int = 0,
+        *,
+        mac: bytes | None = None,
+    ) -> Netback:
+        """Serve network interface ``devid`` of ``frontend_id``; ``mac`` is the host
+        side's address (random if not given)."""
+        directory = f"/local/domain/{domain.domid}/backend/vif/{frontend_id}/{devid}"
+        frontend = (await xs.read(f"{directory}/frontend")).decode()
+        self = cls(
+            domain,
+            xs,
+            directory,
+            frontend=frontend,
+            frontend_id=frontend_id,
+            mac=mac or random_mac(),
+        )
+        # The toolstack's "handle" numbers the interface (Linux names it
+        # vif<domid>.<handle>); the device number when absent.
+        self.handle = int(await _flag(xs, f"{directory}/handle", devid))
+        await self._handshake()
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"vif{self.frontend_id}.{self.handle}"
+
+    async def _handshake(self) -> None:
+        xs, d, fe = self.xs, self.directory, self.frontend
+        for key, value in (("feature-rx-copy", 1), ("feature-rx-flip", 0), ("feature-sg", 0)):
+            await xs.write(f"{d}/{key}", str(value))
+        await write_state(xs, d, XenbusState.INIT_WAIT)
+        state = await wait_state(
+            xs, fe, {XenbusState.INITIALISED, XenbusState.CONNECTED, XenbusState.CLOSED}
+        )
+        if state == XenbusState.CLOSED:
+            await self._refuse("the frontend closed the device during the handshake")
+        try:
+            tx_ref = int(await xs.read(f"{fe}/tx-ring-ref"))
+            rx_ref = int(await xs.read(f"{fe}/rx-ring-ref"))
+            remote_port = int(await xs.read(f"{fe}/event-channel"))
+        except (XsError, ValueError) as err:
+            await self._refuse(f"reading the frontend's rings: {err}")
+        if await _flag(xs, f"{fe}/request-rx-copy") != 1:
+            await self._refuse("the frontend does not request rx-copy")
+        if await _flag(xs, f"{fe}/feature-rx-notify") != 1:
+            await self._refuse("feature-rx-notify is mandatory")
+        try:
+            tx_map = self.domain.gnttab.map(self.frontend_id, [tx_ref])
+            self._maps.append(tx_map)
+            rx_map = self.domain.gnttab.map(self.frontend_id, [rx_ref])
+            self._maps.append(rx_map)
+            port = self.domain.evtchn.bind_interdomain(self.frontend_id, remote_port)
+        except HypervisorError as err:
+            await self._refuse(f"mapping the frontend's rings: {err}")
+        self._wakeup = Wakeup(self.domain.evtchn, port)
+        tx = BackRing(SharedRing(tx_map.memory, TX_SLOT))
+        rx = BackRing(SharedRing(rx_map.memory, RX_SLOT))
+        await write_state(xs, d, XenbusState.CONNECTED)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(tx, rx, self._wakeup))
+        self._watch = loop.create_task(self._watch_frontend())
+
+    async def _refuse(self, why: str) -> NoReturn:
+        await self._shut(XenbusState.CLOSED)
+        self._release()
+        raise NetbackError(why)
+
+    # -- mirage Network (the host's side of the link) --------------------------------
+
+    @property
+    def mac(self) -> bytes:
+        return self._mac
+
+    @property
+    def mtu(self) -> int:
+        return MTU
+
+    def stats(self) -> NetworkStats:
+        return self._inbox.snapshot()
+
+    async def write(self, frame: bytes) -> None:
+        """Hand one frame to the frontend; dropped (and counted) if oversized, closed,
+        or if too many wait for pages the frontend has not lent yet."""
+        stats = self._inbox.stats
+        if (
+            self._shutting
+            or self._wakeup is None
+            or not ETH_HEADER <= len(frame) <= MTU + ETH_HEADER
+            or len(self._outbox) >= PENDING_FRAMES
+        ):
+            stats.tx_dropped += 1
+            return
+        self._outbox.append(bytes(frame))
+        self._wakeup.kick()
+
+    async def listen(self, callback: FrameCallback) -> None:
+        await self._inbox.listen(callback)
+
+    # -- the ring task --------------------------------------------------------------
+
+    async def _run(self, tx: BackRing, rx: BackRing, wakeup: Wakeup) -> None:
+        try:
+            while True:
+                event = wakeup.event
+                notify = self._transmitted(tx)
+                notify |= self._deliver(rx)
+                if notify:
+                    wakeup.notify()
+                more = tx.final_check_for_requests()
+                if self._outbox:
+                    more |= rx.final_check_for_requests()
+                if not more:
+                    await wakeup.wait(event)
+        except (RingError, NetbackError) as err:
+            log.warning("frontend %d broke the protocol: %s", self.frontend_id, err)
+            self.error = err if isinstance(err, NetbackError) else NetbackError(str(err))
+            await self._shut(XenbusState.CLOSED)
+
+    # Grant copies, as Linux's netback makes them: the frontend may grant a new page
+    # (or reuse a reference) for every packet, so nothing stays mapped.
+
+    def _copy_from(self, gref: int, offset: int, size: int) -> bytes:
+        try:
+            return self.domain.gnttab.copy_from(self.frontend_id, gref, offset, size)
+        except HypervisorError as err:
+            raise NetbackError(f"bad grant reference {gref}: {err}") from None
+
+    def _copy_to(self, gref: int, frame: bytes) -> None:
+        try:
+            self.domain.gnttab.copy_to(self.frontend_id, gref, 0, frame)
+        except HypervisorError as err:
+            raise NetbackError(f"bad grant reference {gref}: {err}") from None
+
+    def _transmitted(self, tx: BackRing) -> bool:
+        """Frames the frontend sent: to the inbox, each answered."""
+        for raw in tx.take_requests():
+            req = pull_tx_request(raw)
+            if req.flags & (TxFlags.MORE_DATA | TxFlags.EXTRA_INFO):
+                raise NetbackError(f"unsupported transmit flags {req.flags:#x}")
+            if req.size > MTU + ETH_HEADER or req.offset + req.size > PAGE_SIZE:
+                raise NetbackError(f"frame of {req.size} bytes at offset {req.offset}")
+            if req.size < ETH_HEADER:
+                status = Status.ERROR
+            else:
+                self._inbox.put(self._copy_from(req.gref, req.offset, req.size))
+                status = Status.OKAY
+            tx.push_response(push_tx_response(TxResponse(req.id, status)))
+        return tx.push_responses_and_check_notify()
+
+    def _deliver(self, rx: BackRing) -> bool:
+        """Frames for the frontend: each into a page it lent."""
+        if not self._outbox:
+            return False
+        for raw in rx.take_requests():
+            req = pull_rx_request(raw)
+            self._rx_lent.append((req.id, req.gref))
+        sent = 0
+        stats = self._inbox.stats
+        while self._outbox and self._rx_lent:
+            rid, gref = self._rx_lent.popleft()
+            frame = self._outbox.popleft()
+            self._copy_to(gref, frame)
+            rx.push_response(push_rx_response(RxResponse(rid, 0, 0, len(frame))))
+            stats.tx_packets += 1
+            stats.tx_bytes += len(frame)
+            sent += 1
+        return sent > 0 and rx.push_responses_and_check_notify()
+
+    async def _watch_frontend(self) -> None:
+        await wait_state(self.xs, self.frontend, {XenbusState.CLOSING, XenbusState.CLOSED})
+        await self._shut(XenbusState.CLOSED)
+
+    async def _shut(self, state: XenbusState) -> None:
+        if self._shutting:
+            return
+        self._shutting = True
+        self._inbox.close()
+        self._outbox.clear()
+        with contextlib.suppress(Exception):
+            await write_state(self.xs, self.directory, XenbusState.CLOSING)
+            await write_state(self.xs, self.directory, state)
+        self.closed.set()
+
+    async def state(self) -> XenbusState:
+        return await read_state(self.xs, self.directory)
+
+    def _release(self) -> None:
+        for mapping in self._maps:
+            self.domain.gnttab.unmap(mapping)
+        self._maps.clear()
+
+    async def disconnect(self) -> None:
+        me = asyncio.current_task()
+        for task in (self._task, self._watch):
+            if task is not None and task is not me and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._shut(XenbusState.CLOSED)
+        if self._wakeup is not None:
+            await self._wakeup.stop()
+            with contextlib.suppress(HypervisorError):
+                self.domain.evtchn.unbind(self._wakeup.port)
+            self._wakeup = None
+        self._release()
+
+
+async def _flag(xs: AsyncClient, path: str, default: int = 0) -> int:
+    try:
+        return int(await xs.read(path))
+    except (XsError, ValueError):
+        return default

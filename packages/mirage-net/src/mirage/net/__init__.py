@@ -5,6 +5,8 @@
 - :class:`TapNetwork`: a Linux TAP device.
 - :class:`PacketNetwork`: AF_PACKET on an existing interface.
 - :class:`PcapNetwork`: records another interface's traffic into a pcap file.
+- :class:`VirtualTimeLoop` and :func:`run_virtual`: an event loop on a virtual clock,
+  for runs over ``vnet`` that sleep and time out without waiting.
 
 Backends are imported lazily, so importing this package opens nothing.
 """
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._base import FrameDevice, format_mac, parse_mac, random_mac
     from ._link import Delivery, LinkConfig, LinkModel
+    from ._virtual import VirtualTimeLoop, run_virtual
     from .packet import PacketNetwork
     from .pcap import PcapNetwork, PcapWriter
     from .socket import SocketNetwork
@@ -33,10 +36,12 @@ __all__ = [
     "SocketNetwork",
     "Switch",
     "TapNetwork",
+    "VirtualTimeLoop",
     "VnetInterface",
     "format_mac",
     "parse_mac",
     "random_mac",
+    "run_virtual",
 ]
 
 _LAZY = {
@@ -54,6 +59,8 @@ _LAZY = {
     "Switch": "vnet",
     "TapNetwork": "tap",
     "VnetInterface": "vnet",
+    "VirtualTimeLoop": "_virtual",
+    "run_virtual": "_virtual",
 }
 
 

@@ -4,6 +4,8 @@ Theory of operation: a backend calls :meth:`FrameDevice._receive` for every fram
 arrives (from a reader callback or another task); frames wait in a bounded queue
 until :meth:`listen` hands them, in order, to the caller's callback. A full queue
 drops the frame and counts it. ``listen`` returns once the device is disconnected.
+Backends that read from file descriptors (``supports_direct``) can instead hand
+each frame to a synchronous callback as it is read (:meth:`listen_direct`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class FrameDevice:
         self._stats = NetworkStats()
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_FRAMES)
         self._closed = False
+        self._direct: FrameCallback | None = None
+        self._stopped: asyncio.Future[None] | None = None
+
+    supports_direct = False
+    """Whether frames arrive from the event loop's reader callbacks (file descriptor
+    backends), so :meth:`listen_direct` can hand them over from there."""
 
     @property
     def mac(self) -> bytes:
@@ -85,8 +93,35 @@ class FrameDevice:
         self._stats.tx_packets += 1
         self._stats.tx_bytes += len(frame)
 
+    def write_nowait(self, frame: bytes) -> bool:
+        """Send one frame now, without awaiting: True once it is sent (or counted as
+        dropped, as :meth:`write` would), False if the backend would have to wait,
+        and the caller should ``await write(frame)`` instead."""
+        if self._closed or len(frame) > self._mtu + ETH_HEADER or len(frame) < ETH_HEADER:
+            self._stats.tx_dropped += 1
+            return True
+        try:
+            if not self._transmit_nowait(frame):
+                return False
+        except OSError:
+            self._stats.tx_dropped += 1
+            return True
+        self._stats.tx_packets += 1
+        self._stats.tx_bytes += len(frame)
+        return True
+
+    def _transmit_nowait(self, frame: bytes) -> bool:
+        """Send ``frame`` if that needs no waiting (then True); backends override."""
+        return False
+
     def _receive(self, frame: bytes) -> None:
         if self._closed or not frame:
+            return
+        direct = self._direct
+        if direct is not None:
+            self._stats.rx_packets += 1
+            self._stats.rx_bytes += len(frame)
+            direct(frame)
             return
         try:
             self._queue.put_nowait(frame)
@@ -95,20 +130,54 @@ class FrameDevice:
 
     async def listen(self, callback: FrameCallback) -> None:
         """Call ``callback(frame)`` for every received frame until disconnected."""
+        queue = self._queue
+        stats = self._stats
         while not self._closed:
-            frame = await self._queue.get()
+            frame = await queue.get()
+            # Hand over every frame already queued before yielding to the loop, so
+            # a burst read in one go is processed in one go.
+            while frame is not None:
+                stats.rx_packets += 1
+                stats.rx_bytes += len(frame)
+                result = callback(frame)
+                if inspect.isawaitable(result):
+                    await result
+                if self._closed or queue.empty():
+                    break
+                frame = queue.get_nowait()
             if frame is None:
                 break
+
+    async def listen_direct(self, callback: FrameCallback) -> None:
+        """As :meth:`listen`, for a synchronous ``callback`` that does not raise:
+        where the backend allows it (``supports_direct``), frames are handed over by
+        the reader callback that reads them, without the queue and a task switch."""
+        if not self.supports_direct:
+            await self.listen(callback)
+            return
+        queue = self._queue
+        while not queue.empty():  # what arrived before
+            frame = queue.get_nowait()
+            if frame is None:
+                return
             self._stats.rx_packets += 1
             self._stats.rx_bytes += len(frame)
-            result = callback(frame)
-            if inspect.isawaitable(result):
-                await result
+            callback(frame)
+        if self._closed:
+            return
+        self._stopped = asyncio.get_running_loop().create_future()
+        self._direct = callback
+        try:
+            await self._stopped
+        finally:
+            self._direct = None
 
     async def disconnect(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
         self._close()
         while True:  # make room for the stop marker
             try:

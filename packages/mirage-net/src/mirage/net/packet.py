@@ -22,6 +22,8 @@ RECV_SIZE = 65536
 
 
 class PacketNetwork(FrameDevice):
+    supports_direct = True
+
     def __init__(self, sock: socket.socket, name: str, mac: bytes, mtu: int) -> None:
         super().__init__(mac, mtu)
         self._sock = sock
@@ -60,6 +62,10 @@ class PacketNetwork(FrameDevice):
 
     async def _transmit(self, frame: bytes) -> None:
         self._sock.send(frame)
+
+    def _transmit_nowait(self, frame: bytes) -> bool:
+        self._sock.send(frame)
+        return True
 
     def _close(self) -> None:
         self._loop.remove_reader(self._sock.fileno())

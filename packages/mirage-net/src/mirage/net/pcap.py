@@ -69,6 +69,14 @@ class PcapNetwork:
         self._writer.record(frame)
         await self._network.write(frame)
 
+    def write_nowait(self, frame: bytes) -> bool:
+        """As :meth:`FrameDevice.write_nowait`, recording the frame once it is sent."""
+        inner = getattr(self._network, "write_nowait", None)
+        if inner is None or not inner(frame):
+            return False
+        self._writer.record(frame)
+        return True
+
     async def listen(self, callback: FrameCallback) -> None:
         def tee(frame: bytes) -> object:
             self._writer.record(frame)

@@ -34,6 +34,8 @@ def parse_address(text: str) -> tuple[int, str | tuple[str, int]]:
 
 
 class SocketNetwork(FrameDevice):
+    supports_direct = True
+
     def __init__(
         self, sock: socket.socket, remote: str | tuple[str, int], mac: bytes, mtu: int
     ) -> None:
@@ -79,6 +81,17 @@ class SocketNetwork(FrameDevice):
             except OSError:
                 return  # e.g. ECONNREFUSED reported for an earlier UDP send
             self._receive(frame)
+
+    def _transmit_nowait(self, frame: bytes) -> bool:
+        try:
+            self._sock.sendto(frame, self._remote)
+        except BlockingIOError:
+            return False  # the peer's queue is full: the caller awaits write()
+        except (ConnectionRefusedError, FileNotFoundError):
+            self._stats.tx_dropped += 1  # nobody there yet: a link with no peer
+            self._stats.tx_packets -= 1
+            self._stats.tx_bytes -= len(frame)
+        return True
 
     async def _transmit(self, frame: bytes) -> None:
         try:

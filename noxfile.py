@@ -120,6 +120,7 @@ nox.options.sessions = [
     *(f"tests-{info['short']}" for info in PACKAGES.values()),
     "tools",
     "integration",
+    "boot",
     "lint",
     "typecheck",
     "wheels",
@@ -138,6 +139,13 @@ def integration(session: nox.Session) -> None:
     """All packages together: every example configured, built and run."""
     install_packages(session, list(PACKAGES), *TEST_DEPS, "poetry-core>=2,<3")
     session.run("python", "-m", "pytest", "-q", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def boot(session: nox.Session) -> None:
+    """The examples built for every target and booted under QEMU (tools/boot_matrix.py)."""
+    install_packages(session, list(PACKAGES), *TEST_DEPS)
+    session.run("python", "tools/boot_matrix.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,5 +1,9 @@
 """ARM images built on this (x86_64) machine from Debian's ARM packages, booted under QEMU.
 
+hello and the static website on the arm64 ``virt`` board and as Xen's dom0less guest
+boot in the boot matrix (tools/boot_matrix.py, ``nox -s boot``); here: what the
+matrix does not cover (the exit status through Xen, armv7, the real boards' files).
+
 Needs qemu-system-aarch64 / qemu-system-arm (Debian's qemu-system-arm), apt-get and
 dpkg-deb, and dpkg knowing the foreign architecture (arm64; armhf for the 32-bit
 boards). The packages are cached (MIRAGE_CACHE), so only the first run downloads. A
@@ -70,7 +74,7 @@ def hello(tmp_path: Path, *configure: str) -> Path:
 
 
 @needs_arm64
-def test_hello_as_a_dom0less_guest_of_xen_on_arm64(tmp_path: Path) -> None:
+def test_hello_is_built_as_a_dom0less_guest_of_xen_on_arm64(tmp_path: Path) -> None:
     project = hello(tmp_path, "-t", "xen-arm64")
     dist = project / "dist"
     tree = pull_fdt((dist / "hello.dtb").read_bytes())
@@ -79,9 +83,7 @@ def test_hello_as_a_dom0less_guest_of_xen_on_arm64(tmp_path: Path) -> None:
     assert kernel.cells("reg")[3] == (dist / "hello.kernel").stat().st_size
     assert ramdisk.cells("reg")[3] == (dist / "hello.initrd").stat().st_size
     assert (dist / "hello.xen").read_bytes()[:4] != b"\x7fELF"  # an arm64 Image
-    ran = mirage(project, "run", "--count", "2", "--hello", "hi from a Xen guest", timeout=240)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert ran.stdout.splitlines() == ["hi from a Xen guest"] * 2
+    # It boots in the boot matrix (tools/boot_matrix.py), and below with a status.
 
 
 @needs_arm64
@@ -104,12 +106,10 @@ def test_the_exit_status_comes_back_from_xen(tmp_path: Path) -> None:
 
 
 @needs_arm64
-def test_hello_on_the_aarch64_virt_board(tmp_path: Path) -> None:
+def test_hello_is_built_for_the_aarch64_virt_board(tmp_path: Path) -> None:
     project = hello(tmp_path, "-t", "arm", "--board", "virt-aarch64")
     assert pull_fdt((project / "dist" / "hello.dtb").read_bytes()).find("/pl011@9000000")
-    ran = mirage(project, "run", "--count", "1", "--hello", "hi from virt", timeout=240)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert ran.stdout.splitlines() == ["hi from virt"]
+    # Booted by the boot matrix (hello and the static website answering HTTP).
 
 
 @needs_arm64

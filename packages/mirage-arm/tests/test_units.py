@@ -24,7 +24,6 @@ from mirage.arm._dom0less import (
     dom0less_tree,
     set_guest_bootargs,
 )
-from mirage.arm._packages import parse_stanzas
 from mirage.arm._target import xen_qemu_command
 from mirage.arm._uboot import script_image
 from mirage.core import MirageError
@@ -175,19 +174,6 @@ def test_the_boot_script_image_is_mkimages(tmp_path: Path, text: str) -> None:
         env={"SOURCE_DATE_EPOCH": "0", "PATH": "/usr/bin:/bin"},
     )
     assert script_image(text, arch="aarch64", name="hello") == (tmp_path / "boot.scr").read_bytes()
-
-
-def test_apt_cache_stanzas() -> None:
-    text = (
-        "Package: linux-image-arm64\nVersion: 6.1.192-3\n"
-        "Depends: linux-image-6.1.0-57-arm64 (= 6.1.192-3)\nDescription: a\n long text\n\n"
-        "Package: libc6\nArchitecture: arm64\nVersion: 2.36-9\n\n"
-        "Package: libc6\nVersion: 2.35\n"
-    )
-    stanzas = parse_stanzas(text)
-    assert stanzas["libc6"]["Version"] == "2.36-9"
-    assert stanzas["linux-image-arm64"]["Description"] == "a\nlong text"
-    assert stanzas["linux-image-arm64"]["Depends"].startswith("linux-image-6.1.0-57-arm64")
 
 
 def fake_xen(tmp_path: Path, lines: list[str]) -> list[str]:

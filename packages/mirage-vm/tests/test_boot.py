@@ -7,6 +7,7 @@ downloads. A boot takes a few seconds under emulation.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -89,26 +90,48 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_echo_answers_through_the_guest_kernel(tmp_path: Path) -> None:
-    project = copy_example("echo", tmp_path)
-    port = _free_port()
-    assert mirage(project, "configure", "-t", "virtio", "--vm-forward", f"{port}:7").returncode == 0
-    assert mirage(project, "build").returncode == 0
-    child = subprocess.Popen(
-        [sys.executable, "-m", "mirage.core", "-C", str(project), "run"],
+def _wait_for(child: subprocess.Popen[str], text: str, timeout: float = 180) -> str:
+    """Console lines up to the first holding ``text`` (the boot's marker)."""
+    assert child.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if not line and child.poll() is not None:
+            break
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"no {text!r} on the console:\n{seen}")
+
+
+def _start(project: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mirage.core", "-C", str(project), "run", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    child.terminate()
+    child.communicate(timeout=60)
+    assert child.returncode == 0
+
+
+def test_echo_answers_through_the_guest_kernel(tmp_path: Path) -> None:
+    """--net socket: the guest kernel's TCP/IP, reached through a port forward."""
+    project = copy_example("echo", tmp_path)
+    port = _free_port()
+    configured = mirage(
+        project, "configure", "-t", "virtio", "--net", "socket", "--vm-forward", f"{port}:7"
+    )
+    assert configured.returncode == 0, configured.stderr
+    assert mirage(project, "build").returncode == 0
+    child = _start(project)
     try:
-        assert child.stdout is not None
-        deadline = time.monotonic() + 120
-        line = ""
-        while "listening" not in line and time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line and child.poll() is not None:
-                break
-        assert "echo: listening on TCP port 7" in line
+        assert "echo: listening on TCP port 7" in _wait_for(child, "listening")
         payload = bytes(range(256)) * 256
         with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
             conn.sendall(payload)
@@ -118,9 +141,51 @@ def test_echo_answers_through_the_guest_kernel(tmp_path: Path) -> None:
                 received += chunk
         assert received == payload
     finally:
-        child.terminate()
-        child.communicate(timeout=60)
-    assert child.returncode == 0
+        _stop(child)
+
+
+async def _echo_through_our_stacks(directory: Path, payload: bytes) -> bytes:
+    from mirage.net import SocketNetwork
+    from mirage.tcpip import DirectStack
+
+    network = await SocketNetwork.connect(
+        local=f"unix:{directory / 'host.sock'}", remote=f"unix:{directory / 'guest.sock'}"
+    )
+    stack = await DirectStack.connect(network=network, ipv4="10.0.0.1/24")
+    try:
+        flow = await asyncio.wait_for(stack.tcp.connect("10.0.0.2", 7), 60)
+        await flow.write(payload)
+        await flow.shutdown()
+        received = b""
+        while chunk := await asyncio.wait_for(flow.read(), 60):
+            received += chunk
+        await flow.close()
+        return received
+    finally:
+        await stack.disconnect()
+
+
+def test_echo_over_a_datagram_link_between_our_stacks(tmp_path: Path) -> None:
+    """The default: our TCP/IP stack in the guest on its virtio NIC, the NIC wired by
+    QEMU's -netdev dgram (no privilege) to our stack in this process, over
+    mirage-net's socket network."""
+    project = copy_example("echo", tmp_path)
+    assert mirage(project, "configure", "-t", "virtio").returncode == 0
+    built = mirage(project, "build")
+    assert built.returncode == 0, built.stderr
+    plan = (project / "mirage" / "plan.json").read_text()
+    assert '"direct_stack"' in plan and '"packet"' in plan
+    link = tmp_path / "link"
+    link.mkdir()
+    child = _start(
+        project, "--vm-net", f"dgram:unix:{link / 'guest.sock'},unix:{link / 'host.sock'}"
+    )
+    try:
+        assert "echo: listening on TCP port 7" in _wait_for(child, "listening")
+        payload = bytes(range(256)) * 256
+        assert asyncio.run(_echo_through_our_stacks(link, payload)) == payload
+    finally:
+        _stop(child)
 
 
 def _arm64_packages_known() -> bool:

@@ -13,14 +13,22 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mirage.core import _builtin
+from mirage.core import MirageError, _builtin
 from mirage.core.plugins import load_registry
 from mirage.vm import _plugin
 from mirage.vm._arch import ARCHES
+from mirage.vm._console import ConsoleFilter, Seen
 from mirage.vm._cpio import CpioWriter
 from mirage.vm._elf import ElfError, needed_libraries
 from mirage.vm._image import _kernel_modules
-from mirage.vm._target import _append, _noise, qemu_command
+from mirage.vm._net import (
+    Netdev,
+    guest_network,
+    parse_netdev,
+    qemu_netdev_args,
+    split_run_options,
+)
+from mirage.vm._target import kernel_command_line, qemu_command
 
 
 def read_cpio(data: bytes) -> list[tuple[str, int, bytes, tuple[int, int]]]:
@@ -129,26 +137,146 @@ def test_kernel_module_dependencies_come_first(tmp_path: Path) -> None:
     assert order == ["failover.ko", "net_failover.ko", "virtio_ring.ko", "virtio_net.ko"]
 
 
-def test_qemu_command_and_kernel_command_line(tmp_path: Path) -> None:
-    (tmp_path / "web.vm.json").write_text(
-        json.dumps(
-            {"arch": "x86_64", "network": True, "memory": 256, "forward": "8080:80", "accel": "tcg"}
-        )
-    )
+def _notes(stack: str | None, net: str = "user", forward: str = "") -> dict[str, object]:
+    return {
+        "arch": "x86_64",
+        "network": stack is not None,
+        "stack": stack,
+        "runtime_args": ["interface", "ipv4", "ipv4-gateway", "port"],
+        "net": net,
+        "forward": forward,
+        "memory": 256,
+        "accel": "tcg",
+    }
+
+
+def _append_of(command: list[str]) -> str:
+    return command[command.index("-append") + 1]
+
+
+def _guest_argv(append: str) -> list[str]:
+    import base64
+
+    encoded = next(w for w in append.split() if w.startswith("MIRAGE_ARGV="))
+    return list(json.loads(base64.urlsafe_b64decode(encoded.partition("=")[2])))
+
+
+def test_our_stack_gets_the_nic_and_address_as_runtime_arguments(tmp_path: Path) -> None:
+    (tmp_path / "web.vm.json").write_text(json.dumps(_notes("direct", forward="8080:80")))
     command = qemu_command(tmp_path, "web", ["--port", "80"])
     assert command[:3] == ["qemu-system-x86_64", "-accel", "tcg"]
     assert "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80" in command
-    append = command[command.index("-append") + 1]
-    assert "console=ttyS0" in append and "MIRAGE_IPV4=10.0.2.15/24" in append
-    assert "MIRAGE_ARGV=" in append
-    assert _append(ARCHES["aarch64"], [], False) == "console=ttyAMA0 quiet panic=-1"
+    append = _append_of(command)
+    # The kernel gets no address: the NIC belongs to our stack.
+    assert "console=ttyS0" in append and "MIRAGE_IPV4" not in append
+    assert _guest_argv(append) == [
+        "--interface",
+        "eth0",
+        "--ipv4",
+        "10.0.2.15/24",
+        "--ipv4-gateway",
+        "10.0.2.2",
+        "--port",
+        "80",
+    ]
 
 
-def test_console_noise_filter() -> None:
-    assert _noise("SeaBIOS (version 1.16)\n")
-    assert _noise("[    3.9] reboot: Power down\n")
-    assert not _noise("[    3.9] Kernel panic - not syncing: Attempted to kill init!\n")
-    assert not _noise("Hello World!\n")
+def test_the_guest_kernel_stack_is_configured_by_init(tmp_path: Path) -> None:
+    (tmp_path / "web.vm.json").write_text(json.dumps(_notes("kernel")))
+    append = _append_of(qemu_command(tmp_path, "web", ["--port", "80"]))
+    assert "MIRAGE_IPV4=10.0.2.15/24" in append and "MIRAGE_GATEWAY=10.0.2.2" in append
+    assert _guest_argv(append) == ["--port", "80"]
+
+
+def test_run_options_choose_the_host_side(tmp_path: Path) -> None:
+    (tmp_path / "web.vm.json").write_text(json.dumps(_notes("direct", forward="8080:80")))
+    options, argv = split_run_options(
+        ["--port", "80", "--vm-net", "dgram:unix:/q.sock,unix:/h.sock", "--vm-forward="]
+    )
+    assert argv == ["--port", "80"]
+    command = qemu_command(tmp_path, "web", argv, options)
+    assert (
+        "dgram,id=n0,local.type=unix,local.path=/q.sock,remote.type=unix,remote.path=/h.sock"
+        in command
+    )
+    # Off QEMU's user network the guest takes the link's default address, no gateway.
+    assert _guest_argv(_append_of(command))[:4] == ["--interface", "eth0", "--ipv4", "10.0.0.2/24"]
+    options, _ = split_run_options(["--vm-net=tap:tap7"])
+    command = qemu_command(tmp_path, "web", [], options)
+    assert "tap,id=n0,ifname=tap7,script=no,downscript=no,vnet_hdr=off" in command
+    with pytest.raises(MirageError, match="needs a value"):
+        split_run_options(["--vm-net"])
+
+
+def test_an_image_without_a_nic_has_no_network(tmp_path: Path) -> None:
+    (tmp_path / "h.vm.json").write_text(json.dumps(_notes(None)))
+    command = qemu_command(tmp_path, "h", [])
+    assert "-netdev" not in command and _append_of(command) == "console=ttyS0 quiet panic=-1"
+    with pytest.raises(MirageError, match="no network device"):
+        qemu_command(tmp_path, "h", [], {"net": "user"})
+
+
+def test_netdev_specs() -> None:
+    assert parse_netdev(None) == Netdev("user")
+    assert parse_netdev("user", "80:8080,81:8081").forwards == ((80, 8080), (81, 8081))
+    udp = parse_netdev("dgram:udp:127.0.0.1:5000,udp:127.0.0.1:5001")
+    assert qemu_netdev_args(udp)[1] == (
+        "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=5000,"
+        "remote.type=inet,remote.host=127.0.0.1,remote.port=5001"
+    )
+    assert parse_netdev(udp.spec) == udp and parse_netdev("tap:t0").spec == "tap:t0"
+    for bad, forward in [
+        ("dgram:unix:/a", None),
+        ("dgram:tcp:1,unix:/b", None),
+        ("tap:", None),
+        ("tap:" + "x" * 16, None),
+        ("bridge", None),
+        ("user", "80"),
+        ("tap:t0", "80:80"),
+    ]:
+        with pytest.raises(MirageError):
+            parse_netdev(bad, forward)
+
+
+@given(st.text(max_size=60), st.text(max_size=20))
+@example("dgram:udp::1,unix:", "")
+def test_netdev_parser_is_total(spec: str, forward: str) -> None:
+    try:
+        netdev = parse_netdev(spec, forward)
+    except MirageError:
+        return
+    assert parse_netdev(netdev.spec, forward if netdev.kind == "user" else None) == netdev
+    assert qemu_netdev_args(netdev)[0] == "-netdev"
+
+
+def test_our_stack_arguments_only_where_the_image_has_them() -> None:
+    words, argv = guest_network(["port"], "direct", Netdev("user"), ["--port", "1"])
+    assert words == [] and argv == ["--port", "1"]
+    assert guest_network([], None, Netdev("user"), ["-x"]) == ([], ["-x"])
+
+
+def test_kernel_command_line_limit() -> None:
+    assert kernel_command_line("ttyAMA0", [], []) == "console=ttyAMA0 quiet panic=-1"
+    with pytest.raises(MirageError, match="command line"):
+        kernel_command_line("ttyS0", [], ["x" * 2000])
+
+
+def test_console_filter_on_a_bare_machine() -> None:
+    console = ConsoleFilter()
+    assert console.feed("SeaBIOS (version 1.16)\n") == Seen()
+    assert console.feed("\x1b[2J\x1b[HBooting from ROM..Hello World!\r\n") == Seen("Hello World!")
+    assert console.feed("[    3.9] reboot: Power down\n") == Seen()
+    panic = "[    3.9] Kernel panic - not syncing: Attempted to kill init!\n"
+    assert console.feed(panic).show == panic.strip()
+    assert console.feed("(XEN) Xen version 4.17\n") == Seen()  # x86: Xen's own lines
+    assert console.feed("mirage-vm: exit status 2\n") == Seen(status=2)
+    assert console.status == 2
+
+
+@given(st.text(), st.integers(min_value=0, max_value=3) | st.none())
+def test_console_filter_takes_any_text(line: str, domain: int | None) -> None:
+    seen = ConsoleFilter(domain).feed(line.replace("\n", "") + "\n")
+    assert seen.show is None or "\n" not in seen.show
 
 
 def test_entry_point_registers_the_virtio_target_and_its_keys() -> None:
@@ -158,6 +286,7 @@ def test_entry_point_registers_the_virtio_target_and_its_keys() -> None:
     assert not registry.failures
     assert set(registry.targets) == {"virtio"}
     assert set(registry.keys) == {"net", "target"} | {k.name for k in _plugin.KEYS}
+    assert {k.name for k in _plugin.KEYS} >= {"vm-net", "vm-forward", "vm-arch"}
     assert not registry.impls
 
 
@@ -166,3 +295,60 @@ def test_pvh_note_check_is_total(data: bytes) -> None:
     from mirage.vm._elf import has_pvh_entry
 
     assert has_pvh_entry(data) in (True, False)
+
+
+def test_package_versions_come_from_one_apt_cache_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirage.vm._debs import candidates
+
+    fake = tmp_path / "apt-cache"
+    fake.write_text(
+        '#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls"\n'
+        "printf 'Package: libc6\\nVersion: 2.36-9\\n\\nPackage: zlib1g\\nVersion: 1:1.2\\n'\n"
+        "printf 'Package: libc6\\nVersion: 2.35\\n'\nexit 100\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert candidates(["libc6", "zlib1g"], "arm64") == {"libc6": "2.36-9", "zlib1g": "1:1.2"}
+    with pytest.raises(MirageError, match="apt knows no python9 for the architecture arm64"):
+        candidates(["libc6", "python9"], "arm64")
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("net", ["user", "tap:tap0", "dgram:unix:/a,unix:/b"])
+def test_libvirt_accepts_the_domain_description(tmp_path: Path, net: str) -> None:
+    import shutil
+    import subprocess
+
+    from mirage.vm._target import _libvirt_xml
+
+    (tmp_path / "web.vm.json").write_text(json.dumps(_notes("direct", net=net)))
+    xml = _libvirt_xml(tmp_path, "web", ARCHES["x86_64"])
+    assert ("<interface type='ethernet'>" in xml) == net.startswith("tap:")
+    if shutil.which("virt-xml-validate") is None:
+        pytest.skip("needs virt-xml-validate (apt-get install libvirt-clients)")
+    (tmp_path / "web.xml").write_text(xml)
+    checked = subprocess.run(
+        ["virt-xml-validate", str(tmp_path / "web.xml"), "domain"], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_guest_that_does_not_finish_in_time_is_stopped(tmp_path: Path) -> None:
+    import sys
+
+    from mirage.vm._net import run_timeout
+    from mirage.vm._target import stream_console
+
+    options, argv = split_run_options(["--vm-timeout", "0.5", "--count", "1"])
+    assert argv == ["--count", "1"]
+    timeout = run_timeout(options)
+    assert timeout == 0.5 and options == {}
+    for bad in ("0", "soon", "-3", "nan"):
+        with pytest.raises(MirageError, match="bad timeout"):
+            run_timeout({"timeout": bad})
+    machine = [sys.executable, "-c", "import time; print('booting', flush=True); time.sleep(60)"]
+    with pytest.raises(MirageError, match=r"no exit status within 0\.5 s") as caught:
+        stream_console(machine, tmp_path, timeout=timeout)
+    assert "--vm-timeout" in str(caught.value.hint)

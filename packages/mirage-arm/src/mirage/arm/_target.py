@@ -14,7 +14,6 @@ tree and U-Boot script written, to be copied to the board's boot partition.
 
 from __future__ import annotations
 
-import base64
 import json
 import shlex
 import shutil
@@ -28,6 +27,13 @@ from mirage.core import MirageError
 from mirage.core.build import ArtifactContext
 from mirage.vm._arch import RUNTIME_PACKAGES, Arch
 from mirage.vm._image import Image, build_initramfs, find_kernel
+from mirage.vm.images import (
+    guest_boot,
+    kernel_command_line,
+    network_notes,
+    split_run_options,
+    stack_kind,
+)
 
 from ._boards import ARM_ARCHES, BOARDS, EXTRA_RUNTIME, Board, boot_script
 from ._console import stream
@@ -49,9 +55,8 @@ __all__ = [
 XEN_PACKAGE = "xen-hypervisor-4.17-arm64"
 XEN_MACHINE = ("-machine", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a57")
 XEN_HOST_MEMORY = 2048  # MiB: Xen, and the guest's memory inside it
-GUEST_IPV4 = "10.0.2.15/24"  # QEMU's user-mode network
-GUEST_GATEWAY = "10.0.2.2"
 DEFAULT_TIMEOUT = 300
+_HINT = "the console above says how far it got; raise --arm-timeout for slow machines"
 
 
 def _keys(ctx: ArtifactContext) -> dict[str, Any]:
@@ -59,16 +64,12 @@ def _keys(ctx: ArtifactContext) -> dict[str, Any]:
 
 
 def _needs_network(ctx: ArtifactContext) -> bool:
-    return any(d.module_type in ("stack", "network") for d in ctx.plan.devices)
+    return stack_kind(ctx.plan) is not None
 
 
-def _cmdline(console: str, argv: list[str], network: bool) -> str:
-    parts = [f"console={console}", "quiet", "panic=-1"]
-    if network:
-        parts += [f"MIRAGE_IPV4={GUEST_IPV4}", f"MIRAGE_GATEWAY={GUEST_GATEWAY}"]
-    if argv:
-        parts.append("MIRAGE_ARGV=" + base64.urlsafe_b64encode(json.dumps(argv).encode()).decode())
-    return " ".join(parts)
+def _cmdline(console: str, argv: list[str]) -> str:
+    """A guest command line without a NIC (dom0less guests)."""
+    return kernel_command_line(console, [], argv)
 
 
 def _fetch_root(arch: Arch, flavour: str, extra: list[str]) -> tuple[Path, Path, str]:
@@ -84,7 +85,13 @@ def _build_image(
 ) -> Image:
     ctx.dist_dir.mkdir(parents=True, exist_ok=True)
     return build_initramfs(
-        ctx, arch, root, version, network=network, out=ctx.dist_dir / f"{ctx.plan.name}.initrd"
+        ctx,
+        arch,
+        root,
+        version,
+        network=network,
+        out=ctx.dist_dir / f"{ctx.plan.name}.initrd",
+        own_stack=network and stack_kind(ctx.plan) == "direct",
     )
 
 
@@ -140,7 +147,7 @@ def build_xen(ctx: ArtifactContext) -> list[Path]:
         kernel_size=kernel.stat().st_size,
         ramdisk_size=image.size,
         memory_mib=memory,
-        bootargs=_cmdline("ttyAMA0", [], network=False),
+        bootargs=_cmdline("ttyAMA0", []),
     )
     base = dump_virt_dtb(arch.qemu, XEN_MACHINE, XEN_HOST_MEMORY)
     (dist / f"{name}.dtb").write_bytes(dom0less_tree(base, guest))
@@ -192,11 +199,11 @@ def run_xen(ctx: ArtifactContext, argv: list[str]) -> int:
     if argv:
         # The runtime arguments ride on the guest's command line, in the tree.
         dtb = f"{name}.run.dtb"
-        blob = set_guest_bootargs(
-            (dist / f"{name}.dtb").read_bytes(), _cmdline("ttyAMA0", argv, False)
-        )
+        blob = set_guest_bootargs((dist / f"{name}.dtb").read_bytes(), _cmdline("ttyAMA0", argv))
         (dist / dtb).write_bytes(blob)
-    return stream(xen_qemu_command(name, dtb), dist, domain=1, timeout=info["timeout"])
+    return stream(
+        xen_qemu_command(name, dtb), dist, domain=1, timeout=info["timeout"], timeout_hint=_HINT
+    )
 
 
 # -- arm (board profiles) ---------------------------------------------------------------
@@ -231,7 +238,9 @@ def build_arm(ctx: ArtifactContext) -> list[Path]:
     name, dist = ctx.plan.name, ctx.dist_dir
     shutil.copyfile(kernel, dist / f"{name}.kernel")
     memory = int(keys.get("vm-memory") or 256)
-    bootargs = _cmdline(board.console, [], network)
+    notes = network_notes(ctx)
+    _, words, guest_argv = guest_boot(notes, [])
+    bootargs = kernel_command_line(board.console, words, guest_argv)
     written = [dist / f"{name}.kernel", image.initrd]
     if board.dtb is None:
         # QEMU makes the tree at boot; a copy is written for reference when QEMU is here.
@@ -258,10 +267,9 @@ def build_arm(ctx: ArtifactContext) -> list[Path]:
         (dist / "boot.scr").write_bytes(script_image(text, arch=board.arch, name=name))
         written += [dist / "boot.cmd", dist / "boot.scr"]
     info = {
+        **notes,
         "board": board.name,
-        "network": network,
         "memory": memory,
-        "forward": keys.get("vm-forward") or "",
         "timeout": int(keys.get("arm-timeout") or DEFAULT_TIMEOUT),
     }
     (dist / f"{name}.arm.json").write_text(json.dumps(info, indent=1))
@@ -277,9 +285,16 @@ def build_arm(ctx: ArtifactContext) -> list[Path]:
     return written
 
 
-def arm_qemu_command(name: str, board: Board, info: dict[str, Any], argv: list[str]) -> list[str]:
+def arm_qemu_command(
+    name: str,
+    board: Board,
+    info: dict[str, Any],
+    argv: list[str],
+    options: dict[str, str] | None = None,
+) -> list[str]:
     arch = ARM_ARCHES[board.arch]
-    command = [
+    net_args, words, guest_argv = guest_boot(info, argv, options)
+    return [
         arch.qemu,
         "-accel",
         "tcg",
@@ -296,20 +311,9 @@ def arm_qemu_command(name: str, board: Board, info: dict[str, Any], argv: list[s
         "-initrd",
         f"{name}.initrd",
         "-append",
-        _cmdline(board.console, argv, info["network"]),
+        kernel_command_line(board.console, words, guest_argv),
+        *net_args,
     ]
-    if info["network"]:
-        forwards = "".join(
-            f",hostfwd=tcp:127.0.0.1:{host}-:{guest}"
-            for host, _, guest in (f.partition(":") for f in info["forward"].split(",") if f)
-        )
-        command += [
-            "-netdev",
-            f"user,id=n0{forwards}",
-            "-device",
-            "virtio-net-pci,netdev=n0,romfile=",
-        ]
-    return command
 
 
 def run_arm(ctx: ArtifactContext, argv: list[str]) -> int:
@@ -325,4 +329,6 @@ def run_arm(ctx: ArtifactContext, argv: list[str]) -> int:
             hint=f"copy {name}.kernel, {name}.initrd, {name}.dtb and boot.scr from {dist}"
             " to the board's boot partition, and boot it with U-Boot",
         )
-    return stream(arm_qemu_command(name, board, info, argv), dist, timeout=info["timeout"])
+    options, guest_argv = split_run_options(argv)
+    command = arm_qemu_command(name, board, info, guest_argv, options)
+    return stream(command, dist, timeout=info["timeout"], timeout_hint=_HINT)

@@ -43,9 +43,9 @@ KEYS = (
         "net",
         "str",
         None,
-        "network stack: 'socket' (the host's sockets) or 'direct' (our TCP/IP stack);"
-        " the target chooses when unset",
-        ("socket", "direct"),
+        "network stack: 'socket' (the host's sockets; 'host' is the same) or 'direct'"
+        " (our TCP/IP stack); the target chooses when unset",
+        ("socket", "host", "direct"),
     ),
 )
 

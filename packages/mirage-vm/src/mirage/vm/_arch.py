@@ -40,7 +40,10 @@ ARCHES = {
         "cloud-amd64",
         "/lib64/ld-linux-x86-64.so.2",
         "qemu-system-x86_64",
-        (),
+        # RDRAND (emulated): the kernel's random pool is ready at once, where it would
+        # otherwise gather jitter entropy for about a second before CPython can start
+        # (which reads /dev/urandom for its hash seed).
+        ("-cpu", "qemu64,+rdrand"),
         "ttyS0",
         313,
         169,

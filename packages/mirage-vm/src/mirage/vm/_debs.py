@@ -74,10 +74,11 @@ def candidates(packages: list[str], arch: str) -> dict[str, str]:
     """The versions ``apt-get download`` would fetch, for all ``packages`` in one call."""
     if not packages:
         return {}
-    out = _run(
-        ["apt-cache", "show", "--no-all-versions", *(f"{p}:{arch}" for p in packages)],
-        f"looking up the packages {', '.join(packages)} ({arch})",
-    )
+    argv = ["apt-cache", "show", "--no-all-versions", *(f"{p}:{arch}" for p in packages)]
+    if shutil.which(argv[0]) is None:
+        _run(argv, f"looking up the packages {', '.join(packages)} ({arch})")
+    # apt-cache fails when one package is unknown, yet prints the others: read them all.
+    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
     versions: dict[str, str] = {}
     package = None
     for line in out.splitlines():
@@ -87,7 +88,12 @@ def candidates(packages: list[str], arch: str) -> dict[str, str]:
             versions.setdefault(package, line.split(":", 1)[1].strip())
     missing = [p for p in packages if p not in versions]
     if missing:
-        raise MirageError(f"no version of {', '.join(missing)} ({arch}) is known to apt")
+        raise MirageError(
+            f"apt knows no {', '.join(missing)} for the architecture {arch}",
+            hint=f"run 'apt-get update' (for a foreign architecture first 'dpkg"
+            f" --add-architecture {arch}'), or pass a kernel (--vm-kernel) or an unpacked"
+            " runtime (--vm-runtime) of your own",
+        )
     return versions
 
 

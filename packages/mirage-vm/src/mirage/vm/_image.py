@@ -140,6 +140,7 @@ class _Stdlib:
                 todo.extend(n for n in _imports(tree, name, is_package) if n.split(".")[0] == top)
 
 
+_WRAPPERS = {"_ssl": ("ssl",)}  # extension -> the modules that are only its wrappers
 _SKIP_STDLIB = ("test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data")
 
 
@@ -172,7 +173,14 @@ def build_initramfs(
     network: bool,
     out: Path,
     console: str | None = None,
+    own_stack: bool = False,
+    kernel_modules: Iterable[str] = (),
 ) -> Image:
+    """The initramfs for ``ctx``'s application. ``network``: the NIC's kernel modules
+    go in and ``/init`` brings the NIC up; ``own_stack``: the application's own
+    TCP/IP stack takes the NIC over (``/init`` gives the kernel no address on it and
+    turns off receive offloads, so that frames arrive as they were on the wire).
+    ``kernel_modules``: more modules to load at boot (with their dependencies)."""
     main = ctx.gen_dir.parent / "main.py"
     main.write_text(ctx.main_source)
     init_source = (Path(__file__).parent / "_init.py").read_text()
@@ -272,6 +280,12 @@ def build_initramfs(
             del stdlib.files[name]
             continue
         libraries.update(libs)
+    # A module whose extension was left out cannot import: leave it out too, so that
+    # the optional import (asyncio's "import ssl") fails at once, not after loading it.
+    for extension, wrappers in _WRAPPERS.items():
+        if extension not in stdlib.files:
+            for wrapper in wrappers:
+                stdlib.files.pop(wrapper, None)
     for soname, path in sorted(libraries.items()):
         file(f"lib/{arch.triplet}/{soname}", path.read_bytes(), 0o755)
     loader_name = Path(arch.loader).name
@@ -296,13 +310,15 @@ def build_initramfs(
         file(f"app/{arc[:-3]}.pyc", _pyc(module.path.read_bytes(), f"/app/{arc}"))
     file("app/main.pyc", _pyc(ctx.main_source.encode(), "/app/main.py"))
 
-    modules = _kernel_modules(root, kernel_version, NET_MODULES if network else ())
+    wanted = [*(NET_MODULES if network else ()), *kernel_modules]
+    modules = _kernel_modules(root, kernel_version, wanted)
     for ko in modules:
         file(f"lib/modules/{ko.name}", ko.read_bytes())
     config = {
         "name": ctx.plan.name,
         "modules": [f"/lib/modules/{ko.name}" for ko in modules],
         "nics": ["eth0"] if network else [],
+        "own_stack": own_stack,
         "console": console,
         "finit_module": arch.finit_module,
         "reboot": arch.reboot,

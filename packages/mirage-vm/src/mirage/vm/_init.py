@@ -10,13 +10,17 @@ of a JSON list), prints ``mirage-vm: exit status N`` and powers the machine off.
 Standard library only; nothing here runs on the build host.
 """
 
-import base64
-import ctypes
-import json
-import os
-import socket
-import struct
-import sys
+import time
+
+_STARTED = time.clock_gettime(time.CLOCK_BOOTTIME)
+
+import base64  # noqa: E402
+import ctypes  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
 
 MARKER = "mirage-vm: exit status"
 
@@ -40,7 +44,9 @@ def load_module(path: str, number: int) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         result = _libc.syscall(number, fd, b"", 0)
-        if result != 0 and ctypes.get_errno() != 17:  # EEXIST: built in or loaded
+        # EEXIST: built in or loaded already; ENODEV: a driver whose platform this is
+        # not (xen-netfront outside Xen), which is then not needed.
+        if result != 0 and ctypes.get_errno() not in (17, 19):
             _check(result, f"loading {os.path.basename(path)}")
     finally:
         os.close(fd)
@@ -90,13 +96,39 @@ def configure_ipv4(name: str, cidr: str, gateway: str | None) -> None:
             fcntl.ioctl(s, _SIOCADDRT, route)
 
 
+_SIOCETHTOOL = 0x8946
+_ETHTOOL_SGRO = 0x2C  # generic receive offload
+
+
+def receive_offloads_off(name: str) -> None:
+    """No GRO on ``name``: a raw socket must see frames as they came, not merged
+    segments with stale checksums. Best effort (a driver may not support it)."""
+    import fcntl
+
+    value = ctypes.create_string_buffer(struct.pack("II", _ETHTOOL_SGRO, 0), 8)
+    request = struct.pack("16sP", name.encode(), ctypes.addressof(value)).ljust(40, b"\0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            fcntl.ioctl(s, _SIOCETHTOOL, request)
+        except OSError:
+            pass
+
+
 def power_off(number: int) -> None:
     _libc.sync()
     # reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_POWER_OFF)
     _libc.syscall(number, 0xFEE1DEAD, 672274793, 0x4321FEDC, None)
 
 
+def trace(what: str) -> None:
+    """With ``MIRAGE_TRACE`` on the kernel command line: when (seconds since the
+    kernel started) ``/init`` got to ``what``."""
+    if os.environ.get("MIRAGE_TRACE"):
+        print(f"mirage-vm: {time.clock_gettime(time.CLOCK_BOOTTIME):.3f} {what}", flush=True)
+
+
 def main() -> int:
+    trace(f"init started at {_STARTED:.3f}")
     with open("/etc/mirage.json") as f:
         config = json.load(f)
     mount("proc", "/proc", "proc")
@@ -112,18 +144,24 @@ def main() -> int:
         os.close(fd)
     for module in config.get("modules", []):
         load_module(module, config["finit_module"])
+    trace("modules loaded")
     link_up("lo")
     for nic in config.get("nics", []):
         if os.path.exists(f"/sys/class/net/{nic}"):
+            if config.get("own_stack"):
+                receive_offloads_off(nic)
             link_up(nic)
     ipv4 = os.environ.get("MIRAGE_IPV4")
-    if ipv4:
+    if ipv4 and not config.get("own_stack"):
         configure_ipv4("eth0", ipv4, os.environ.get("MIRAGE_GATEWAY"))
     encoded = os.environ.get("MIRAGE_ARGV", "")
     argv = json.loads(base64.urlsafe_b64decode(encoded)) if encoded else []
     sys.path.insert(0, "/app")
     sys.argv = [config.get("name", "unikernel"), *argv]
+    trace("importing the application")
     import main as application  # type: ignore[import-not-found]  # the generated main
+
+    trace("running the application")
 
     return int(application.main(argv))
 

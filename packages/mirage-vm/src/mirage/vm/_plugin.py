@@ -14,7 +14,19 @@ KEYS = (
     Key("vm-runtime", "path", None, "an unpacked runtime root of your own (usr/bin/python3.11...)"),
     Key("vm-memory", "int", 256, "guest memory in MiB"),
     Key("vm-accel", "str", "tcg", "QEMU accelerator: tcg (emulation) or kvm", ("tcg", "kvm")),
-    Key("vm-forward", "str", None, "host TCP ports forwarded to the guest: HOST:GUEST,..."),
+    Key(
+        "vm-net",
+        "str",
+        "user",
+        "the NIC's host side: user (QEMU's user network), dgram:LOCAL,REMOTE"
+        " (unix:PATH or udp:HOST:PORT each) or tap:NAME; mirage run --vm-net overrides",
+    ),
+    Key(
+        "vm-forward",
+        "str",
+        None,
+        "host TCP ports forwarded to the guest (user network): HOST:GUEST,...",
+    ),
 )
 
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,11 +22,19 @@ from mirage.core.build import ArtifactContext
 
 from . import _debs
 from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
+from ._console import stream
 from ._image import build_initramfs, find_kernel
+from ._net import (
+    guest_network,
+    parse_netdev,
+    qemu_netdev_args,
+    run_timeout,
+    split_run_options,
+    stack_kind,
+)
 
 __all__ = ["build", "qemu_command", "run", "stream_console"]
 
-MARKER = "mirage-vm: exit status"
 GUEST_IPV4 = "10.0.2.15/24"  # QEMU's user-mode network
 GUEST_GATEWAY = "10.0.2.2"
 
@@ -51,7 +56,22 @@ def _arch(keys: dict[str, Any]) -> Arch:
 
 
 def _needs_network(ctx: ArtifactContext) -> bool:
-    return any(d.module_type in ("stack", "network") for d in ctx.plan.devices)
+    return stack_kind(ctx.plan) is not None
+
+
+def network_notes(ctx: ArtifactContext) -> dict[str, Any]:
+    """What :func:`guest_boot` needs to know of a build (kept in the image's notes):
+    whether there is a NIC, whose stack uses it, the default host side."""
+    keys = _keys(ctx)
+    kind = stack_kind(ctx.plan)
+    netdev = parse_netdev(keys.get("vm-net"), keys.get("vm-forward"))  # checked now
+    return {
+        "network": kind is not None,
+        "stack": kind,
+        "runtime_args": sorted(a.name for a in ctx.plan.runtime_args()),
+        "net": netdev.spec,
+        "forward": keys.get("vm-forward") or "",
+    }
 
 
 def build(ctx: ArtifactContext) -> list[Path]:
@@ -73,11 +93,18 @@ def build(ctx: ArtifactContext) -> list[Path]:
         version = keys.get("vm-kernel-version") or ""
     else:
         kernel, version = find_kernel(root)
-    network = _needs_network(ctx)
+    notes = network_notes(ctx)
+    kind, network = notes["stack"], notes["network"]
     name = ctx.plan.name
     ctx.dist_dir.mkdir(parents=True, exist_ok=True)
     image = build_initramfs(
-        ctx, arch, root, version, network=network, out=ctx.dist_dir / f"{name}.initrd"
+        ctx,
+        arch,
+        root,
+        version,
+        network=network,
+        out=ctx.dist_dir / f"{name}.initrd",
+        own_stack=kind == "direct",
     )
     kernel_out = ctx.dist_dir / f"{name}.kernel"
     shutil.copyfile(kernel, kernel_out)
@@ -85,9 +112,8 @@ def build(ctx: ArtifactContext) -> list[Path]:
         json.dumps(
             {
                 "arch": arch.name,
-                "network": network,
+                **notes,
                 "memory": int(keys.get("vm-memory") or 256),
-                "forward": keys.get("vm-forward") or "",
                 "accel": keys.get("vm-accel") or "tcg",
                 "stdlib_modules": image.stdlib_modules,
                 "app_modules": image.app_modules,
@@ -120,24 +146,60 @@ def build(ctx: ArtifactContext) -> list[Path]:
     return [kernel_out, image.initrd, script]
 
 
-def _append(arch: Arch, argv: list[str], network: bool) -> str:
-    parts = [f"console={arch.console}", "quiet", "panic=-1"]
-    if network:
-        parts += [f"MIRAGE_IPV4={GUEST_IPV4}", f"MIRAGE_GATEWAY={GUEST_GATEWAY}"]
+def kernel_command_line(console: str, words: list[str], argv: list[str]) -> str:
+    """The guest kernel's command line: console, quiet, ``words`` (``NAME=VALUE`` that
+    the kernel hands ``/init`` as environment), the application's arguments."""
+    parts = [f"console={console}", "quiet", "panic=-1", *words]
     if argv:
         encoded = base64.urlsafe_b64encode(json.dumps(argv).encode()).decode()
         parts.append(f"MIRAGE_ARGV={encoded}")
-    return " ".join(parts)
+    line = " ".join(parts)
+    if len(line) > COMMAND_LINE_MAX:
+        raise MirageError(
+            f"the guest's kernel command line would be {len(line)} bytes, over the"
+            f" {COMMAND_LINE_MAX} the kernel takes",
+            where="runtime arguments",
+            hint="pass fewer or shorter runtime arguments (or put the data in the image)",
+        )
+    return line
 
 
-def qemu_command(dist: Path, name: str, argv: list[str]) -> list[str]:
+COMMAND_LINE_MAX = 2047  # x86_64 and arm64: COMMAND_LINE_SIZE 2048 with the NUL
+
+
+def guest_boot(
+    info: dict[str, Any], argv: list[str], options: dict[str, str] | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """For a built image's notes (``<name>.vm.json``), the run's options and the
+    application's arguments: QEMU's network arguments, the kernel command line's
+    network words, and the application's arguments as the guest gets them."""
+    options = options or {}
+    if not info.get("network"):
+        if options:
+            raise MirageError(
+                "this image has no network device", where=", ".join(f"--vm-{k}" for k in options)
+            )
+        return [], [], argv
+    spec = options.get("net", info.get("net"))
+    forward = options.get("forward", info.get("forward") if "net" not in options else None)
+    netdev = parse_netdev(spec, forward)
+    words, guest_argv = guest_network(
+        info.get("runtime_args", []), info.get("stack", "kernel"), netdev, argv
+    )
+    return qemu_netdev_args(netdev), words, guest_argv
+
+
+def qemu_command(
+    dist: Path, name: str, argv: list[str], options: dict[str, str] | None = None
+) -> list[str]:
     info = json.loads((dist / f"{name}.vm.json").read_text())
     arch = ARCHES[info["arch"]]
-    command = [
+    net_args, words, guest_argv = guest_boot(info, argv, options)
+    return [
         arch.qemu,
         "-accel",
         info["accel"],
-        *arch.qemu_args,
+        *(arch.qemu_args if info["accel"] == "tcg" or arch.name != "x86_64" else ("-cpu", "host")),
         "-m",
         str(info["memory"]),
         "-nographic",
@@ -150,34 +212,23 @@ def qemu_command(dist: Path, name: str, argv: list[str]) -> list[str]:
         "-initrd",
         f"{name}.initrd",
         "-append",
-        _append(arch, argv, info["network"]),
+        kernel_command_line(arch.console, words, guest_argv),
+        *net_args,
     ]
-    if info["network"]:
-        forwards = "".join(
-            f",hostfwd=tcp:127.0.0.1:{host}-:{guest}"
-            for host, _, guest in (f.partition(":") for f in info["forward"].split(",") if f)
-        )
-        command += [
-            "-netdev",
-            f"user,id=n0{forwards}",
-            "-device",
-            "virtio-net-pci,netdev=n0,romfile=",
-        ]
-    return command
 
 
 def _libvirt_xml(dist: Path, name: str, arch: Arch) -> str:
     info = json.loads((dist / f"{name}.vm.json").read_text())
-    interface = (
-        "    <interface type='user'><model type='virtio'/></interface>\n" if info["network"] else ""
-    )
+    _, words, argv = guest_boot(info, [])
+    cmdline = kernel_command_line(arch.console, words, argv)
+    interface = _libvirt_interface(info.get("net", "user")) if info["network"] else ""
     return (
         f"<domain type='qemu'>\n  <name>{name}</name>\n"
         f"  <memory unit='MiB'>{info['memory']}</memory>\n  <vcpu>1</vcpu>\n"
         f"  <os>\n    <type arch='{arch.name}'>hvm</type>\n"
         f"    <kernel>{(dist / f'{name}.kernel').resolve()}</kernel>\n"
         f"    <initrd>{(dist / f'{name}.initrd').resolve()}</initrd>\n"
-        f"    <cmdline>{_append(arch, [], info['network'])}</cmdline>\n  </os>\n"
+        f"    <cmdline>{_xml_escape(cmdline)}</cmdline>\n  </os>\n"
         "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
         f"  <devices>\n    <serial type='pty'><target port='0'/></serial>\n"
         f"    <console type='pty'><target type='serial' port='0'/></console>\n{interface}"
@@ -185,32 +236,20 @@ def _libvirt_xml(dist: Path, name: str, arch: Arch) -> str:
     )
 
 
-_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|c)")
-_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
-# Firmware banners, and the lines a Xen PV kernel prints before its console: dropped
-# (as a prefix: the application's first line may follow "Booting from ROM.." at once).
-_FIRMWARE = re.compile(
-    r"^(SeaBIOS \(version[^)]*\)|Booting from ROM\.*|iPXE[^\n]*"
-    r"|mapping kernel into physical memory|about to get started\.\.\.)"
-)
-_XEN_LINE = "(XEN) "
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
 
 
-def _clean(line: str) -> str:
-    return _ESCAPE.sub("", line)
-
-
-def _noise(line: str) -> bool:
-    """Firmware banners and routine kernel lines (kept: anything about a panic or an
-    oops, which says why a guest died)."""
-    if _FIRMWARE.match(line):
-        return True
-    lowered = line.lower()
-    if line.startswith(_XEN_LINE):
-        return not any(w in lowered for w in ("panic", "crash", "fatal"))
-    if _KERNEL_LINE.match(line):
-        return not any(w in lowered for w in ("panic", "oops", "bug:", "error", "failed"))
-    return False
+def _libvirt_interface(spec: str) -> str:
+    netdev = parse_netdev(spec)
+    if netdev.kind == "tap":
+        return (
+            "    <interface type='ethernet'>"
+            f"<target dev='{_xml_escape(netdev.tap)}' managed='no'/>"
+            "<model type='virtio'/></interface>\n"
+        )
+    # libvirt has no dgram interface; user-mode networking stands in for it there.
+    return "    <interface type='user'><model type='virtio'/></interface>\n"
 
 
 def run(ctx: ArtifactContext, argv: list[str]) -> int:
@@ -220,60 +259,18 @@ def run(ctx: ArtifactContext, argv: list[str]) -> int:
         raise MirageError(
             f"{ctx.dist_dir / name}.initrd does not exist", hint="run 'mirage build' first"
         )
-    return stream_console(qemu_command(ctx.dist_dir, name, argv), ctx.dist_dir)
+    options, guest_argv = split_run_options(argv)
+    timeout = run_timeout(options)
+    command = qemu_command(ctx.dist_dir, name, guest_argv, options)
+    return stream_console(command, ctx.dist_dir, timeout=timeout)
 
 
-def stream_console(command: list[str], cwd: Path) -> int:
+def stream_console(command: list[str], cwd: Path, *, timeout: float | None = None) -> int:
     """Run QEMU, show the guest console without firmware and routine kernel (or Xen)
-    lines, and return the exit status ``/init`` reported."""
-    if shutil.which(command[0]) is None:
-        raise MirageError(
-            f"{command[0]} is not installed", hint="apt-get install qemu-system-x86 (or -arm)"
-        )
-    child = subprocess.Popen(
+    lines, and return the exit status ``/init`` reported (:func:`mirage.vm._console.stream`)."""
+    return stream(
         command,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
+        cwd,
+        timeout=timeout,
+        timeout_hint="the console above says how far it got; raise --vm-timeout",
     )
-    assert child.stdout is not None
-    status: int | None = None
-    stopped: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:
-        stopped.append(signum)
-        child.terminate()
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        for raw in child.stdout:
-            text = raw.decode("utf-8", "replace").replace("\r", "")
-            line = _clean(text)
-            if line.startswith(MARKER):
-                status = int(line.split()[-1])
-                continue
-            line = _FIRMWARE.sub("", line)
-            if line != text and not line.strip():
-                continue  # only terminal control sequences or a firmware banner
-            if not _noise(line):
-                sys.stdout.write(line)
-                sys.stdout.flush()
-        child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if status is None:
-        if stopped:
-            print(
-                f"mirage: stopped the guest on {signal.Signals(stopped[0]).name}",
-                file=sys.stderr,
-            )
-            return 0
-        print(
-            f"mirage: the guest stopped without an exit status (QEMU: {child.returncode});"
-            " the console above says why",
-            file=sys.stderr,
-        )
-        return 1
-    return status

@@ -1,9 +1,10 @@
 """The devices of an application that is a Linux process inside a guest.
 
 Shared by every hypervisor target (virtio here, mirage-xen's ``xen``, mirage-arm's
-boards): mirage-unix's console, clocks and random, and the guest kernel's TCP/IP
-(``--net socket``, the default) or ours (``--net direct``). Declarations only: light
-enough for plugin modules to import.
+boards): mirage-unix's console, clocks and random; as the network, our own TCP/IP
+stack (mirage-tcpip's ``direct_stack``) over a raw packet socket on the guest's NIC
+(mirage-net's ``packet``), or the guest kernel's TCP/IP with ``--net socket`` (or ``--net host``).
+Declarations only: light enough for plugin modules to import.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ def guest_defaults() -> dict[str, Node]:
         "sleep": impl("unix_sleep", dist=_U),
         "clock": impl("unix_clock", dist=_U),
         "random": impl("unix_random", dist=_U),
+        # Frames for our stack: the guest's NIC, taken over with AF_PACKET (the
+        # target passes --interface eth0).
+        "network": impl("packet", dist="mirage-net"),
         "stack": match_impl(
             key("net"),
-            {"direct": impl("direct_stack", dist="mirage-tcpip")},
-            default=impl("socket_stack", dist=_U),
+            {"socket": impl("socket_stack", dist=_U), "host": impl("socket_stack", dist=_U)},
+            default=impl("direct_stack", dist="mirage-tcpip"),
         ),
     }

@@ -1,13 +1,31 @@
 """What other hypervisor targets (mirage-xen's ``xen``, mirage-arm's boards) build
-images with: the distribution packages, the initramfs writer, the console streamer."""
+images with: the distribution packages, the initramfs writer, the guest network
+(QEMU's side and the guest's arguments), the console streamer."""
 
 from __future__ import annotations
 
 from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
+from ._console import MARKER, ConsoleFilter, Seen, stream
 from ._debs import cache_dir, fetch, kernel_package, unpack
 from ._elf import has_pvh_entry, needed_libraries
 from ._image import Image, build_initramfs, find_kernel
-from ._target import GUEST_GATEWAY, GUEST_IPV4, MARKER, stream_console
+from ._net import (
+    NIC,
+    Netdev,
+    parse_netdev,
+    qemu_netdev_args,
+    run_timeout,
+    split_run_options,
+    stack_kind,
+)
+from ._target import (
+    GUEST_GATEWAY,
+    GUEST_IPV4,
+    guest_boot,
+    kernel_command_line,
+    network_notes,
+    stream_console,
+)
 from ._target import _needs_network as needs_network
 
 __all__ = [
@@ -15,17 +33,30 @@ __all__ = [
     "GUEST_GATEWAY",
     "GUEST_IPV4",
     "MARKER",
+    "NIC",
     "RUNTIME_PACKAGES",
+    "Seen",
     "Arch",
+    "ConsoleFilter",
     "Image",
+    "Netdev",
     "build_initramfs",
     "cache_dir",
     "fetch",
     "find_kernel",
+    "guest_boot",
     "has_pvh_entry",
+    "kernel_command_line",
     "kernel_package",
     "needed_libraries",
     "needs_network",
+    "network_notes",
+    "parse_netdev",
+    "qemu_netdev_args",
+    "run_timeout",
+    "split_run_options",
+    "stack_kind",
+    "stream",
     "stream_console",
     "unpack",
 ]

@@ -27,19 +27,22 @@ from mirage.core.build import ArtifactContext
 from mirage.vm import images as _debs
 from mirage.vm.images import (
     ARCHES,
-    GUEST_GATEWAY,
-    GUEST_IPV4,
     RUNTIME_PACKAGES,
     build_initramfs,
     find_kernel,
+    guest_boot,
     has_pvh_entry,
+    kernel_command_line,
+    network_notes,
+    run_timeout,
+    split_run_options,
     stream_console,
 )
-from mirage.vm.images import needs_network as _needs_network
 
 __all__ = ["build", "extract_vmlinux", "qemu_command", "run"]
 
 XEN_PACKAGE = "xen-hypervisor-4.17-amd64"
+XEN_NET_MODULES = ("xen_netfront",)
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
@@ -85,7 +88,8 @@ def build(ctx: ArtifactContext) -> list[Path]:
     hypervisor = sorted((root / "boot").glob("xen-*-amd64.gz"))
     if not hypervisor:
         raise MirageError(f"{XEN_PACKAGE} holds no hypervisor image")
-    network = _needs_network(ctx)
+    notes = network_notes(ctx)
+    network = notes["network"]
     name = ctx.plan.name
     dist = ctx.dist_dir
     dist.mkdir(parents=True, exist_ok=True)
@@ -97,17 +101,23 @@ def build(ctx: ArtifactContext) -> list[Path]:
         network=network,
         out=dist / f"{name}.initrd",
         console="/dev/hvc0",
+        own_stack=notes["stack"] == "direct",
+        # On a Xen host the NIC is Xen's PV one; under QEMU, a virtio one.
+        kernel_modules=XEN_NET_MODULES if network else (),
     )
     shutil.copyfile(_vmlinux(kernel), dist / f"{name}.vmlinux")
     (dist / f"{name}.xen").write_bytes(gzip.decompress(hypervisor[-1].read_bytes()))
     memory = int(keys.get("vm-memory") or 256)
     info = {
-        "network": network,
+        **notes,
         "memory": memory,
         "boot": keys.get("xen-boot") or "hypervisor",
     }
     (dist / f"{name}.xen.json").write_text(json.dumps(info, indent=1))
-    extra = "console=hvc0 quiet panic=-1"
+    # On a Xen host the guest's NIC is on a bridge: the address of a link of one's own
+    # (10.0.0.2/24, no gateway), which --ipv4 in the runtime arguments changes.
+    _, words, argv = guest_boot({**info, "net": "tap:vif", "forward": ""}, [])
+    extra = kernel_command_line("hvc0", words, argv)
     vif = "vif = ['bridge=xenbr0']\n" if network else ""
     (dist / f"{name}.xl.cfg").write_text(
         f"# Xen guest for the {name} unikernel: xl create {name}.xl.cfg\n"
@@ -138,21 +148,21 @@ def build(ctx: ArtifactContext) -> list[Path]:
     return [dist / f"{name}.vmlinux", image.initrd, dist / f"{name}.xl.cfg"]
 
 
-def qemu_command(dist: Path, name: str, argv: list[str]) -> list[str]:
-    import base64
-
+def qemu_command(
+    dist: Path, name: str, argv: list[str], options: dict[str, str] | None = None
+) -> list[str]:
+    """QEMU booting the image (``--xen-boot``): on Xen as its first domain, or as a
+    PVH guest of QEMU. Either way the NIC is a virtio one that the guest kernel
+    drives (as Xen's first domain owns the machine's PCI devices)."""
     info = json.loads((dist / f"{name}.xen.json").read_text())
-    args = []
-    if info["network"]:
-        args += [f"MIRAGE_IPV4={GUEST_IPV4}", f"MIRAGE_GATEWAY={GUEST_GATEWAY}"]
-    if argv:
-        args.append("MIRAGE_ARGV=" + base64.urlsafe_b64encode(json.dumps(argv).encode()).decode())
+    net_args, words, guest_argv = guest_boot(info, argv, options)
     common = ["-accel", "tcg", "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio"]
     if info["boot"] == "pvh":
-        cmdline = " ".join(["console=ttyS0 quiet panic=-1", *args])
         return [
             "qemu-system-x86_64",
             *common,
+            "-cpu",
+            "qemu64,+rdrand",  # the guest's random pool ready at once (see mirage-vm)
             "-m",
             str(info["memory"]),
             "-kernel",
@@ -160,15 +170,21 @@ def qemu_command(dist: Path, name: str, argv: list[str]) -> list[str]:
             "-initrd",
             f"{name}.initrd",
             "-append",
-            cmdline,
+            kernel_command_line("ttyS0", words, guest_argv),
+            *net_args,
         ]
     # The hypervisor, with our image as its first (and only) domain.
-    cmdline = " ".join(["console=hvc0 quiet panic=-1", *args])
+    cmdline = kernel_command_line("hvc0", words, guest_argv)
+    if "," in cmdline:
+        raise MirageError(
+            "a runtime argument holds a comma, which QEMU's -initrd list cannot carry",
+            hint="use --xen-boot pvh",
+        )
     return [
         "qemu-system-x86_64",
         *common,
         "-cpu",
-        "qemu64,+svm",
+        "qemu64,+svm,+rdrand",
         "-m",
         str(info["memory"] + 512),
         "-kernel",
@@ -177,6 +193,7 @@ def qemu_command(dist: Path, name: str, argv: list[str]) -> list[str]:
         f"console=com1 com1=115200,8n1 dom0_mem={info['memory']}M noreboot",
         "-initrd",
         f"{name}.vmlinux {cmdline},{name}.initrd",
+        *net_args,
     ]
 
 
@@ -186,4 +203,7 @@ def run(ctx: ArtifactContext, argv: list[str]) -> int:
         raise MirageError(
             f"{ctx.dist_dir / name}.vmlinux does not exist", hint="run 'mirage build' first"
         )
-    return stream_console(qemu_command(ctx.dist_dir, name, argv), ctx.dist_dir)
+    options, guest_argv = split_run_options(argv)
+    timeout = run_timeout(options)
+    command = qemu_command(ctx.dist_dir, name, guest_argv, options)
+    return stream_console(command, ctx.dist_dir, timeout=timeout)

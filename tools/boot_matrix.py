@@ -1,0 +1,277 @@
+"""The boot matrix: the examples built for every target, booted, and asked.
+
+For each cell (an example on a target) this builds a fresh copy of the example with
+``mirage configure`` and ``mirage build``, starts ``mirage run``, waits for the
+application's marker line on the streamed console and, for the static website, asks
+it for ``/`` over HTTP from this host (through QEMU's user-mode network and port
+forward, so through the guest's own TCP/IP stack, mirage-tcpip, on its virtio NIC).
+Every step has a timeout; a cell that needs a missing tool is reported as skipped,
+naming the tool.
+
+    python tools/boot_matrix.py              # the whole matrix
+    python tools/boot_matrix.py -k xen       # cells whose name holds "xen"
+    python tools/boot_matrix.py --list
+
+Exit status 1 if any cell failed. Software emulation (TCG) only: a boot takes 5-20 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+BUILD_TIMEOUT = 900.0
+BOOT_TIMEOUT = 240.0
+HTTP_TIMEOUT = 60.0
+HELLO = "hello from the boot matrix"
+WEBSITE_MARKER = "static-website: serving on"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One example on one target, and what proves it works."""
+
+    name: str
+    example: str
+    configure: tuple[str, ...]
+    needs: tuple[str, ...]  # commands that must be installed
+    run_args: tuple[str, ...] = ()
+    marker: str = ""
+    http: bool = False  # ask the website for / once the marker is seen
+    exit_status: int | None = 0  # for cells that run to the end
+    refused: str = ""  # the build must fail, saying this
+
+
+QEMU_X86 = ("qemu-system-x86_64", "apt-get", "dpkg-deb")
+QEMU_ARM = ("qemu-system-aarch64", "apt-get", "dpkg-deb")
+
+
+def _hello(name: str, configure: tuple[str, ...], needs: tuple[str, ...]) -> Cell:
+    return Cell(
+        f"hello/{name}",
+        "hello",
+        configure,
+        needs,
+        ("--count", "2", "--delay-ms", "1", "--hello", HELLO),
+        HELLO,
+    )
+
+
+def _website(name: str, configure: tuple[str, ...], needs: tuple[str, ...]) -> Cell:
+    return Cell(
+        f"static-website/{name}", "static-website", configure, needs, (), WEBSITE_MARKER, True
+    )
+
+
+CELLS = (
+    _hello("unix", ("-t", "unix"), ()),
+    _website("unix", ("-t", "unix"), ()),
+    _hello("virtio-x86_64", ("-t", "virtio"), QEMU_X86),
+    _website("virtio-x86_64", ("-t", "virtio"), QEMU_X86),
+    _hello("xen-x86_64-on-xen", ("-t", "xen", "--xen-boot", "hypervisor"), QEMU_X86),
+    _website("xen-x86_64-on-xen", ("-t", "xen", "--xen-boot", "hypervisor"), QEMU_X86),
+    _website("xen-x86_64-pvh", ("-t", "xen", "--xen-boot", "pvh"), QEMU_X86),
+    _hello("xen-arm64-dom0less", ("-t", "xen-arm64"), QEMU_ARM),
+    Cell(
+        "static-website/xen-arm64-dom0less",
+        "static-website",
+        ("-t", "xen-arm64"),
+        QEMU_ARM,
+        refused="has no network device",
+    ),
+    _hello("arm64-virt", ("-t", "arm", "--board", "virt-aarch64"), QEMU_ARM),
+    _website("arm64-virt", ("-t", "arm", "--board", "virt-aarch64"), QEMU_ARM),
+)
+
+
+@dataclass
+class Result:
+    cell: Cell
+    status: str = "ok"  # ok, FAILED, skipped
+    detail: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _mirage(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mirage.core", "-C", str(project), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _get(url: str, deadline: float) -> bytes:
+    """GET ``url``, retrying until ``deadline`` (the guest may still be settling)."""
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())) as r:
+                if r.status != 200:
+                    raise OSError(f"HTTP status {r.status}")
+                return bytes(r.read())
+        except (OSError, ValueError) as exc:
+            last = exc
+            time.sleep(1)
+    raise TimeoutError(f"no HTTP answer from {url}: {last}")
+
+
+def _boot(cell: Cell, project: Path, result: Result) -> None:
+    args = list(cell.run_args)
+    port = 0
+    if cell.http:
+        port = _free_port()
+        target = cell.configure[1]
+        args += ["--port", str(port)] if target == "unix" else ["--vm-forward", f"{port}:8080"]
+    start = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mirage.core", "-C", str(project), "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    seen: list[str] = []
+
+    def pump() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = start + BOOT_TIMEOUT
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no {cell.marker!r} within {BOOT_TIMEOUT:g} s") from None
+            if line is None:
+                raise RuntimeError(f"the run ended before {cell.marker!r}")
+            seen.append(line)
+            if cell.marker in line:
+                result.timings["first line"] = time.monotonic() - start
+                break
+        if cell.http:
+            body = _get(f"http://127.0.0.1:{port}/", time.monotonic() + HTTP_TIMEOUT)
+            result.timings["HTTP answer"] = time.monotonic() - start
+            if b"<html" not in body.lower():
+                raise RuntimeError(f"unexpected body: {body[:80]!r}")
+            child.send_signal(signal.SIGTERM)  # serves forever: stop it
+        status = child.wait(timeout=BOOT_TIMEOUT)
+        if not cell.http and cell.exit_status is not None and status != cell.exit_status:
+            raise RuntimeError(f"exit status {status}, not {cell.exit_status}")
+        result.timings["stopped"] = time.monotonic() - start
+    except (TimeoutError, RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        result.status = "FAILED"
+        result.detail = f"{exc}\n--- console ---\n{_tail(''.join(seen))}"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def run_cell(cell: Cell, work: Path) -> Result:
+    result = Result(cell)
+    missing = [tool for tool in cell.needs if shutil.which(tool) is None]
+    if missing:
+        result.status = "skipped"
+        result.detail = f"needs {', '.join(missing)}"
+        return result
+    project = work / cell.name.replace("/", "-")
+    shutil.copytree(
+        EXAMPLES / cell.example,
+        project,
+        ignore=shutil.ignore_patterns("mirage", "dist", "__pycache__"),
+    )
+    start = time.monotonic()
+    configured = _mirage(project, "configure", *cell.configure, timeout=120)
+    if configured.returncode != 0:
+        result.status, result.detail = "FAILED", "configure: " + _tail(configured.stderr)
+        return result
+    built = _mirage(project, "build", timeout=BUILD_TIMEOUT)
+    result.timings["build"] = time.monotonic() - start
+    if cell.refused:
+        if built.returncode == 0 or cell.refused not in built.stderr:
+            result.status = "FAILED"
+            result.detail = f"the build should fail saying {cell.refused!r}:\n{_tail(built.stderr)}"
+        else:
+            result.detail = "refused as expected: " + built.stderr.strip().splitlines()[0]
+        return result
+    if built.returncode != 0:
+        result.status, result.detail = "FAILED", "build: " + _tail(built.stderr)
+        return result
+    _boot(cell, project, result)
+    return result
+
+
+def _report(result: Result, out: Callable[[str], None]) -> None:
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    out(f"{result.status:8} {result.cell.name:40} {times}")
+    if result.detail:
+        for line in result.detail.splitlines():
+            out(f"{'':9}{line}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-k", dest="select", action="append", default=[], help="cell filter")
+    parser.add_argument("--list", action="store_true", help="list the cells and stop")
+    parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
+    ns = parser.parse_args(argv)
+    cells = [c for c in CELLS if not ns.select or any(s in c.name for s in ns.select)]
+    if ns.list:
+        for cell in cells:
+            print(cell.name)
+        return 0
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    results = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="boot-matrix-") as tmp:
+        work = ns.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for cell in cells:
+            result = run_cell(cell, work)
+            _report(result, out)
+            results.append(result)
+    failed = [r for r in results if r.status == "FAILED"]
+    skipped = [r for r in results if r.status == "skipped"]
+    out(
+        f"boot matrix: {len(results) - len(failed) - len(skipped)} ok, {len(failed)} failed,"
+        f" {len(skipped)} skipped in {time.monotonic() - started:.0f} s"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,11 +4,17 @@
   :class:`Tag`, loose objects, packs and ``.idx`` v2, refs and ``packed-refs``);
 - backends: :class:`MemoryBackend` and :class:`GitBackend` (a repository ``git``
   reads and writes);
+- :class:`PackRepo` and :class:`PackStore`: the pack backend, directories as
+  bounded-fanout hash tries (inodes) for very large directories (not Git's format);
 - :class:`Repo` (trees, commits, history, diff, lowest common ancestors, three-way
   merge) and :class:`Store` (values at paths on a branch, each write a commit);
-- sync: :func:`fetch`, :func:`push`, :func:`clone`, :func:`pack_for` between
-  backends, :func:`fetch_remote` and :func:`push_remote` with Git servers (pack
-  protocol v0: ``git upload-pack``/``receive-pack`` on a path, ``git daemon``);
+- sync: :func:`fetch`, :func:`push`, :func:`clone`, :func:`pack_for`,
+  :func:`thin_pack_for` between backends, :func:`fetch_remote` and
+  :func:`push_remote` with Git servers (``git upload-pack``/``receive-pack`` on a
+  path, ``git daemon``, smart HTTP; fetches also in protocol version 2);
+- :func:`repack`: one pack with deltas for history;
+- :class:`StoreServer` (the store over HTTP, REST/JSON) and :class:`RemoteStore`,
+  its client; :class:`RefPoller`, watches that notice refs moved by others;
 - :class:`IrminKv`, the ``irmin`` ``kv_rw`` device.
 
 Names are loaded on first use, so that loading the plugin imports nothing else.
@@ -30,20 +36,29 @@ __all__ = [
     "Info",
     "IrminError",
     "IrminKv",
+    "LogEntry",
     "MemoryBackend",
     "MergeConflict",
     "NotFastForward",
     "ObjectMissing",
     "ObjectType",
     "Pack",
+    "PackRepo",
+    "PackStore",
     "PathError",
-    "PushRejected",
     "Person",
+    "PushRejected",
     "RefError",
     "RefLocked",
+    "RefPoller",
     "RefUpdateRejected",
+    "RemoteError",
+    "RepackStats",
+    "RemoteStore",
     "Repo",
     "Store",
+    "StoreServer",
+    "StoreService",
     "Tag",
     "TooManyRetries",
     "Tree",
@@ -57,6 +72,9 @@ __all__ = [
     "pack_for",
     "push",
     "push_remote",
+    "repack",
+    "thin_pack_for",
+    "run_poller",
 ]
 
 _WHERE = {
@@ -93,15 +111,28 @@ _WHERE = {
     "fetch": "_sync",
     "pack_for": "_sync",
     "push": "_sync",
+    "thin_pack_for": "_sync",
     "IrminKv": "kv",
     "fetch_remote": "_remote",
     "push_remote": "_remote",
     "PushRejected": "_wire",
+    "StoreServer": "_server",
+    "StoreService": "_server",
+    "RemoteStore": "_client",
+    "RemoteError": "_client",
+    "LogEntry": "_client",
+    "RefPoller": "_watch",
+    "PackRepo": "_packstore",
+    "PackStore": "_packstore",
+    "RepackStats": "_repack",
+    "repack": "_repack",
+    "run_poller": "_watch",
 }
 
 if TYPE_CHECKING:
     from . import _merge as merge
     from ._backend import Backend, MemoryBackend
+    from ._client import LogEntry, RemoteError, RemoteStore
     from ._errors import (
         Conflict,
         CorruptObject,
@@ -117,10 +148,14 @@ if TYPE_CHECKING:
     from ._merge import Unmergeable
     from ._objects import Blob, Commit, ObjectType, Person, Tag, Tree, TreeEntry
     from ._pack import Pack
+    from ._packstore import PackRepo, PackStore
     from ._remote import fetch_remote, push_remote
+    from ._repack import RepackStats, repack
     from ._repo import Change, Info, Repo, Watch
+    from ._server import StoreServer, StoreService
     from ._store import Store, TooManyRetries
-    from ._sync import NotFastForward, clone, fetch, pack_for, push
+    from ._sync import NotFastForward, clone, fetch, pack_for, push, thin_pack_for
+    from ._watch import RefPoller, run_poller
     from ._wire import PushRejected
     from .kv import IrminKv
 

@@ -55,7 +55,8 @@ class Backend(Protocol):
 class MemoryBackend:
     """Objects and references in dictionaries; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, object_format: str = "sha1") -> None:
+        self.object_format = object_format
         self._objects: dict[bytes, tuple[ObjectType, bytes]] = {}
         self._refs: dict[str, bytes] = {}
         self._head = "refs/heads/main"
@@ -71,7 +72,7 @@ class MemoryBackend:
         return oid in self._objects
 
     def write(self, kind: ObjectType, body: bytes) -> bytes:
-        oid = hash_object(kind, body)
+        oid = hash_object(kind, body, self.object_format)
         self._objects.setdefault(oid, (kind, bytes(body)))
         return oid
 

@@ -1,6 +1,7 @@
 """``irmin``: the store from the command line.
 
-``irmin [-C repo] [-b branch] init|get|set|remove|list|log|branch|merge|clone|pull|push``.
+``irmin [-C repo] [-b branch]
+init|get|set|remove|list|log|branch|merge|clone|pull|push|watch|serve|gc``.
 The repository is a Git directory (bare, or a work tree's ``.git``); commits are
 dated with the host's clock and signed with ``--author``.
 """
@@ -8,28 +9,21 @@ dated with the host's clock and signed with ``--author``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
 
 from ._errors import IrminError
 from ._git import GitBackend
-from ._merge import conflict, counter, json_object, line_set, ours, theirs
+from ._merge import MERGES
 from ._remote import fetch_remote, push_remote
 from ._repo import Info, Repo
 from ._store import Store
 from ._sync import clone
+from ._watch import RefPoller
 
 __all__ = ["main"]
-
-MERGES = {
-    "conflict": conflict,
-    "ours": ours,
-    "theirs": theirs,
-    "counter": counter,
-    "lines": line_set,
-    "json": json_object,
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +51,59 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("pull", "push"):
         r = sub.add_parser(name, help=f"{name} the branch (path, git:// or http:// remote)")
         r.add_argument("remote")
+    w = sub.add_parser("watch", help="print 'old new' ids each time the branch (or a key) moves")
+    w.add_argument("key", nargs="?", default=None)
+    w.add_argument("--interval", type=float, default=1.0, help="seconds between looks")
+    w.add_argument("--count", type=int, default=None, help="stop after this many changes")
+    w.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    sub.add_parser("gc", help="repack every object into one pack, with deltas for history")
+    v = sub.add_parser("serve", help="serve the store over HTTP (REST/JSON)")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    v.add_argument("--poll", type=float, default=0.5, help="seconds between looks at refs")
     return p
+
+
+def _watch(store: Store, args: argparse.Namespace) -> None:
+    changes = 0
+    out = sys.stdout
+
+    def show(old: bytes | None, new: bytes | None) -> None:
+        nonlocal changes
+        changes += 1
+        print(f"{old.hex() if old else '-'} {new.hex() if new else '-'}", file=out, flush=True)
+
+    if args.key is None:
+        store.watch(show)
+    else:
+        store.watch_key(args.key, show)
+    start = time.monotonic()
+    poller = RefPoller(store.repo, args.interval, start)
+    print("watching", file=out, flush=True)
+    while args.count is None or changes < args.count:
+        now = time.monotonic()
+        if args.timeout is not None and now - start >= args.timeout:
+            break
+        if not poller.handle_timer(now):
+            time.sleep(max(0.0, min(poller.get_timer() - now, args.interval)))
+
+
+def _serve(repo: Repo, args: argparse.Namespace) -> None:
+    import asyncio
+
+    from ._server import StoreServer
+
+    async def serve() -> None:
+        server = StoreServer(repo, poll_interval=args.poll)
+        host, port = await server.start(args.host, args.port)
+        print(f"serving http://{host}:{port}", flush=True)
+        try:
+            await server.serve_forever()
+        finally:
+            await server.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
 
 
 def _info(args: argparse.Namespace, default: str) -> Info:
@@ -113,6 +159,19 @@ def run(argv: Sequence[str]) -> int:
         store.merge_with_commit(next(iter(got.values())), _info(args, f"merge {args.remote}"))
     elif args.command == "push":
         push_remote(backend, args.remote, args.branch)
+    elif args.command == "watch":
+        _watch(store, args)
+    elif args.command == "gc":
+        from ._repack import repack
+
+        st = repack(backend)
+        print(
+            f"{st.objects} objects, {st.pack_bytes} bytes in one pack "
+            f"(replaced {st.replaced_packs} packs, {st.replaced_loose} loose objects)",
+            file=out,
+        )
+    elif args.command == "serve":
+        _serve(store.repo, args)
     return 0
 
 

@@ -11,12 +11,24 @@ A reference update takes ``<ref>.lock`` with ``O_CREAT | O_EXCL`` (as ``git`` do
 checks the current value, writes the new one into the lock file and renames it over
 the ref. Objects are always complete on disk before a ref points to them, so a
 writer killed at any point leaves a repository that ``git fsck`` accepts.
+
+Renaming a new file over a ref frees the old ref's inode, and on ext4 that (and the
+write-back forced by a rename over a file) costs a disk round trip, more than the
+rest of a commit. So the replaced inode is kept under a spare name
+(``irmin-spare/<hex of the ref name>`` in the Git directory) and reused: the next
+update takes the lock by hard-linking the spare to ``<ref>.lock`` (``link`` fails if
+the lock exists, exactly as ``O_EXCL`` does, so ``git`` and we still exclude each
+other), overwrites its 41 bytes in place, and renames it over the ref after linking
+the ref's inode as the new spare. Nothing is freed, and readers still see the old or
+the new value, never a mix. A spare that is the ref itself (a writer killed between
+the two steps) is never written in place.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -24,8 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import CorruptObject, DecodeError, ObjectMissing, RefError, RefUpdateRejected
-from ._objects import ObjectType, decode_loose, encode_loose, hash_object
-from ._pack import Pack, PackIndex, read_index, write_index, write_pack
+from ._objects import (
+    OBJECT_FORMATS,
+    ObjectType,
+    decode_loose,
+    encode_loose,
+    hash_object,
+    oid_length,
+)
+from ._pack import Pack, PackIndex, map_file, read_index, write_index, write_pack
 from ._refs import (
     PackedRef,
     check_ref_name,
@@ -37,12 +56,59 @@ from ._refs import (
 __all__ = ["GitBackend", "RefLocked"]
 
 _CONFIG = (
-    "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = {bare}\n"
+    "[core]\n\trepositoryformatversion = {version}\n\tfilemode = true\n\tbare = {bare}\n"
     "\tlogallrefupdates = false\n"
 )
+_SHA256_CONFIG = "[extensions]\n\tobjectformat = sha256\n"
+
+
+def _object_format(config: str) -> str:
+    """``extensions.objectFormat`` of a Git config (``sha1`` when absent)."""
+    section = ""
+    for raw in config.splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        if line.startswith("[") and "]" in line:
+            section = line[1 : line.index("]")].strip().lower()
+        elif section == "extensions" and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "objectformat":
+                algo = value.strip().lower()
+                if algo not in OBJECT_FORMATS:
+                    raise RefError(f"unknown object format {algo!r}")
+                return algo
+    return "sha1"
 
 
 _TIERS = (64, 2048, 65536)  # pack sizes (objects) below which packs are merged
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_ino, st.st_dev) == (mine.st_ino, mine.st_dev)
+
+
+def _link_quietly(source: str, dest: str) -> None:
+    """Hard-link ``source`` as ``dest`` if both can be (no loose ref: nothing to keep)."""
+    try:
+        os.link(source, dest)
+    except FileNotFoundError:
+        if not os.path.exists(source):
+            return
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError, FileExistsError):
+            os.link(source, dest)
+    except FileExistsError:
+        pass
 
 
 class RefLocked(RefError):
@@ -50,21 +116,54 @@ class RefLocked(RefError):
 
 
 class _Lock:
-    """A held ``<file>.lock``: ``commit`` writes it and renames it over the file."""
+    """A held ``<file>.lock`` (its descriptor open): ``commit`` writes it and renames
+    it over the file."""
 
-    def __init__(self, path: Path, target: Path) -> None:
+    def __init__(self, path: Path, target: Path, fd: int, spare: str | None = None) -> None:
         self.path = path
         self.target = target
+        self.fd = fd
+        self.spare = spare  # the lock is this spare inode, linked: write it in place
+        self.keep: str | None = None  # where to keep the target's inode when replaced
         self.committed = False
 
     def commit(self, data: bytes, fsync: bool) -> None:
-        with open(self.path, "wb") as f:
-            f.write(data)
+        fd, self.fd = self.fd, -1
+        try:
+            if self.spare is not None and _same_file(fd, self.target):
+                fd = self._fresh(fd, data, fsync)  # the spare is the live ref
+            elif self.spare is not None:
+                os.pwrite(fd, data, 0)
+                if os.fstat(fd).st_size != len(data):
+                    os.ftruncate(fd, len(data))
+            else:
+                os.write(fd, data)
             if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.keep is not None:
+            if self.spare is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.spare)
+            _link_quietly(str(self.target), self.keep)
         os.replace(self.path, self.target)
         self.committed = True
+
+    def _fresh(self, fd: int, data: bytes, fsync: bool) -> int:
+        """A new inode for the lock (renamed over it: the lock is held throughout)."""
+        os.close(fd)
+        tmp = f"{self.path}.{os.getpid()}-{threading.get_ident()}"
+        new = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.replace(tmp, self.path)
+        self.spare = None
+        os.write(new, data)
+        return new
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class GitBackend:
@@ -89,6 +188,13 @@ class GitBackend:
         if not (self.git_dir / "HEAD").is_file() or not (self.git_dir / "objects").is_dir():
             raise RefError(f"{self.git_dir} is not a Git directory")
         self.fsync = fsync
+        try:
+            config = (self.git_dir / "config").read_text("utf-8", "replace")
+        except FileNotFoundError:
+            config = ""
+        self.object_format = _object_format(config)
+        """``sha1`` or ``sha256`` (``extensions.objectFormat``): how ids are made."""
+        self._h = oid_length(self.object_format)
         self._objects = self.git_dir / "objects"
         self._objects_str = str(self._objects)
         self._git_dir_str = str(self.git_dir)
@@ -110,14 +216,21 @@ class GitBackend:
         bare: bool = True,
         branch: str = "main",
         fsync: bool = False,
+        object_format: str = "sha1",
         **options: Any,
     ) -> GitBackend:
-        """Create a repository (bare, or with a ``.git`` directory) unless one exists."""
+        """Create a repository (bare, or with a ``.git`` directory) unless one exists;
+        ``object_format="sha256"`` makes a SHA-256 repository (as ``git init
+        --object-format=sha256``)."""
+        if object_format not in OBJECT_FORMATS:
+            raise ValueError(f"unknown object format {object_format!r}")
         git_dir = Path(path) if bare else Path(path) / ".git"
         if not (git_dir / "HEAD").is_file():
             for sub in ("objects/pack", "objects/info", "refs/heads", "refs/tags"):
                 (git_dir / sub).mkdir(parents=True, exist_ok=True)
-            (git_dir / "config").write_text(_CONFIG.format(bare=str(bare).lower()))
+            sha256 = object_format == "sha256"
+            config = _CONFIG.format(bare=str(bare).lower(), version=1 if sha256 else 0)
+            (git_dir / "config").write_text(config + (_SHA256_CONFIG if sha256 else ""))
             (git_dir / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
         return cls(git_dir, fsync, **options)
 
@@ -137,11 +250,30 @@ class GitBackend:
                 continue
             pack_path = idx.with_suffix(".pack")
             try:
-                data = pack_path.read_bytes()
-                index = read_index(idx.read_bytes(), str(idx.name))
+                data = map_file(str(pack_path))
+                index = read_index(idx.read_bytes(), str(idx.name), self.object_format)
             except FileNotFoundError:
                 continue
-            self._packs[name] = Pack(data, index, pack_path.name)
+            self._packs[name] = Pack(data, index, pack_path.name, self.object_format)
+
+    def pack_name(self, pack: bytes) -> str:
+        """The file name (without suffix) of a pack: ``pack-<its checksum>``."""
+        return f"pack-{pack[-self._h :].hex()}"
+
+    def refresh(self) -> None:
+        """Look for packs added by others."""
+        with self._lock:
+            self._scan_packs()
+
+    def packs(self) -> list[tuple[str, Pack]]:
+        """The packs known (by name, ``pack-<checksum>``)."""
+        with self._lock:
+            return list(self._packs.items())
+
+    def forget_pack(self, name: str) -> None:
+        """Stop reading a pack (its files were removed)."""
+        with self._lock:
+            self._packs.pop(name, None)
 
     def _from_packs(self, oid: bytes) -> tuple[ObjectType, bytes] | None:
         for pack in list(self._packs.values()):
@@ -171,7 +303,7 @@ class GitBackend:
                 raise ObjectMissing(oid) from None
             return found
         kind, body = decode_loose(data, f"loose object {h}")
-        actual = hash_object(kind, body)
+        actual = hash_object(kind, body, self.object_format)
         if actual != oid:
             raise CorruptObject(oid, actual, "loose object")
         return kind, body
@@ -189,15 +321,33 @@ class GitBackend:
         tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
         try:
-            os.write(fd, data)
+            _write_all(fd, data)
             if self.fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
 
+    def _write_pack_file(self, path: Path, data: bytes) -> None:
+        """Write a ``.pack`` under its final name (no rename: neither ``git`` nor we
+        look at a pack before its ``.idx`` exists, and the index is renamed into
+        place after the pack is complete). A pack file already there (another writer
+        of the same pack, or one killed before its index) is replaced by a complete
+        copy through a temporary name."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileExistsError:
+            self._write_file(path, data)
+            return
+        try:
+            _write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def write(self, kind: ObjectType, body: bytes) -> bytes:
-        oid = hash_object(kind, body)
+        oid = hash_object(kind, body, self.object_format)
         path = self._loose_path(oid)
         if path.exists():
             return oid
@@ -214,11 +364,11 @@ class GitBackend:
         items = list(objects)
         if len(items) <= 1 or (not self.small_packs and len(items) < 64):
             return [self.write(kind, body) for kind, body in items]
-        pack, entries = write_pack(items)
+        pack, entries = write_pack(items, algo=self.object_format)
         self.add_pack(pack, entries)
         if len(items) < _TIERS[-1]:
             self._consolidate()
-        return [hash_object(kind, body) for kind, body in items]
+        return [hash_object(kind, body, self.object_format) for kind, body in items]
 
     def _consolidate(self) -> None:
         """Merge small packs: for each size tier (64, 2048, 65536 objects), once
@@ -242,9 +392,9 @@ class GitBackend:
         objects = []
         for _, p in small:
             objects += [p.get(oid, self._lookup) for oid in p.ids()]
-        pack, entries = write_pack([o for o in objects if o is not None])
+        pack, entries = write_pack([o for o in objects if o is not None], algo=self.object_format)
         self.add_pack(pack, entries)
-        new = f"pack-{pack[-20:].hex()}"
+        new = self.pack_name(pack)
         pack_dir = self._objects / "pack"
         for name, _ in small:
             if name == new:
@@ -261,19 +411,26 @@ class GitBackend:
         """Install a pack (indexed here unless ``entries`` are given, so a pack from a
         peer is checked in full); returns its entries."""
         if entries is None:
-            index = Pack.from_bytes(pack, "received pack").index
+            index = Pack.from_bytes(pack, "received pack", self.object_format).index
             entries = [(oid, off, index.crcs[oid]) for oid, off in index.offsets.items()]
-        name = f"pack-{pack[-20:].hex()}"
+        name = self.pack_name(pack)
+        checksum = pack[-self._h :]
         pack_dir = self._objects / "pack"
-        pack_dir.mkdir(exist_ok=True)
-        self._write_file(pack_dir / f"{name}.pack", pack)
-        idx = write_index(entries, pack[-20:])
+        if pack_dir not in self._dirs:
+            pack_dir.mkdir(exist_ok=True)
+            self._dirs.add(pack_dir)
+        self._write_pack_file(pack_dir / f"{name}.pack", pack)
+        idx = write_index(entries, checksum, self.object_format)
         self._write_file(pack_dir / f"{name}.idx", idx)
         index = PackIndex(
-            {oid: off for oid, off, _ in entries}, {oid: crc for oid, _, crc in entries}, pack[-20:]
+            {oid: off for oid, off, _ in entries}, {oid: crc for oid, _, crc in entries}, checksum
         )
+        data: bytes | mmap.mmap = pack
+        if len(pack) >= 1 << 20:  # keep big packs on the disk, not in memory
+            with contextlib.suppress(FileNotFoundError):
+                data = map_file(str(pack_dir / f"{name}.pack"))
         with self._lock:
-            self._packs[name] = Pack(pack, index, f"{name}.pack")
+            self._packs[name] = Pack(data, index, f"{name}.pack", self.object_format)
         return entries
 
     # -- refs ----------------------------------------------------------------
@@ -287,10 +444,18 @@ class GitBackend:
 
     def _read_ref_file(self, name: str) -> bytes | str | None:
         try:
+            fd = os.open(f"{self._git_dir_str}/{name}", os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            data = os.read(fd, 4096)
+        except IsADirectoryError:
+            return None
+        finally:
+            os.close(fd)
+        if len(data) == 4096:  # a long symbolic ref: read it all
             with open(f"{self._git_dir_str}/{name}", "rb") as f:
                 data = f.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return None
         return decode_loose_ref(data, name)
 
     def _resolve(self, name: str) -> tuple[str, bytes | None]:
@@ -309,26 +474,59 @@ class GitBackend:
     def get_ref(self, name: str) -> bytes | None:
         return self._resolve(check_ref_name(name))[1]
 
+    def _spare(self, name: str) -> str:
+        return f"{self._git_dir_str}/irmin-spare/{name.encode().hex()}"
+
     @contextlib.contextmanager
-    def _locked(self, path: Path) -> Iterator[_Lock]:
-        lock = _Lock(path.with_name(path.name + ".lock"), path)
-        lock.path.parent.mkdir(parents=True, exist_ok=True)
+    def _locked(self, path: Path, spare: str | None = None) -> Iterator[_Lock]:
+        """Hold ``<path>.lock``; with ``spare`` (a ref update), taken by linking the
+        spare inode if there is one, and the replaced inode kept as the next spare."""
+        lock_path = path.with_name(path.name + ".lock")
+        if spare is not None:
+            try:
+                os.link(spare, lock_path)
+            except FileExistsError:
+                raise RefLocked(f"{path.name} is locked ({lock_path.name} exists)") from None
+            except FileNotFoundError:
+                pass  # no spare yet (or no directory for the lock): create the lock
+            else:
+                lock = _Lock(lock_path, path, os.open(lock_path, os.O_WRONLY), spare)
+                lock.keep = spare
+                try:
+                    yield lock
+                finally:
+                    lock.release()
+                    if not lock.committed:
+                        with contextlib.suppress(FileNotFoundError):
+                            lock.path.unlink()
+                return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            fd = os.open(lock.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(lock_path, flags, 0o644)
         except FileExistsError:
-            raise RefLocked(f"{path.name} is locked ({lock.path.name} exists)") from None
-        os.close(fd)
+            raise RefLocked(f"{path.name} is locked ({lock_path.name} exists)") from None
+        except FileNotFoundError:  # a new ref in a new directory
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(lock_path, flags, 0o644)
+            except FileExistsError:
+                raise RefLocked(f"{path.name} is locked ({lock_path.name} exists)") from None
+        lock = _Lock(lock_path, path, fd)
+        lock.keep = spare
         try:
             yield lock
         finally:
+            lock.release()
             if not lock.committed:
                 with contextlib.suppress(FileNotFoundError):
                     lock.path.unlink()
 
     def update_ref(self, name: str, expected: bytes | None, new: bytes | None) -> None:
-        name, _ = self._resolve(check_ref_name(name))
+        name = check_ref_name(name)
+        if not isinstance(self._read_ref_file(name), bytes):  # symbolic, or packed/absent
+            name, _ = self._resolve(name)
         path = self.git_dir / name
-        with self._locked(path) as lock:
+        with self._locked(path, self._spare(name) if new is not None else None) as lock:
             actual = self._resolve(name)[1]
             if actual != expected:
                 raise RefUpdateRejected(name, expected, actual)

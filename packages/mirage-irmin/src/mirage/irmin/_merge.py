@@ -7,7 +7,8 @@ changed the value differently; the trivial cases are decided before.
 
 Merges of trees are commutative when the merge function is (swapping ``ours`` and
 ``theirs`` gives the same result): :func:`conflict`, :func:`counter`,
-:func:`line_set` and :func:`json_object` are; :func:`ours` and :func:`theirs` are not, by design.
+:func:`line_set`, :func:`json_set`, :func:`lww` and :func:`json_object` are;
+:func:`ours` and :func:`theirs` are not, by design.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ __all__ = [
     "MergeFn",
     "Unmergeable",
     "conflict",
+    "MERGES",
     "counter",
     "json_object",
+    "json_set",
     "line_set",
+    "lww",
+    "lww_decode",
+    "lww_encode",
     "ours",
     "theirs",
 ]
@@ -129,3 +135,74 @@ def json_object(
     if merged is _MISSING:
         return None
     return json.dumps(merged, sort_keys=True, separators=(",", ":")).encode()
+
+
+def lww_encode(timestamp: int, value: bytes) -> bytes:
+    """A last-writer-wins value: the decimal ``timestamp``, a space, the value."""
+    return b"%d %s" % (timestamp, value)
+
+
+def lww_decode(data: bytes) -> tuple[int, bytes]:
+    """The timestamp and value of :func:`lww_encode`; :class:`Unmergeable` if
+    ``data`` is not one."""
+    import re
+
+    stamp, sep, value = data.partition(b" ")
+    if not sep or re.fullmatch(rb"-?[0-9]{1,40}", stamp) is None:
+        raise Unmergeable(f"not a last-writer-wins value: {data[:32]!r}")
+    return int(stamp), value
+
+
+def lww(path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """Last writer wins (values of :func:`lww_encode`): the greater timestamp wins; on
+    equal timestamps the greater value (bytewise), so every replica picks the same
+    one whatever the merge order. A value changed on one side and deleted on the
+    other is kept (a deletion carries no timestamp). A side left as in ``base``
+    takes the other side's value, whatever the timestamps, as in any merge."""
+    if ours in (base, theirs) or theirs == base:
+        return theirs if ours == base else ours
+    candidates = [v for v in (ours, theirs) if v is not None]
+    if not candidates:
+        return None
+    best = max(candidates, key=lww_decode)
+    return lww_encode(*lww_decode(best))
+
+
+def _json_list(value: bytes | None) -> set[str]:
+    import json
+
+    if value is None:
+        return set()
+    try:
+        items = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        raise Unmergeable(f"not JSON: {value[:32]!r}") from None
+    if not isinstance(items, list):
+        raise Unmergeable(f"not a JSON array: {value[:32]!r}")
+    return {json.dumps(x, sort_keys=True, separators=(",", ":")) for x in items}
+
+
+def json_set(
+    path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None
+) -> bytes | None:
+    """Sets as JSON arrays (any JSON elements): what either side added is in, what
+    either side removed is out; written as a sorted array (by each element's
+    compact JSON)."""
+    b, o, t = _json_list(base), _json_list(ours), _json_list(theirs)
+    if ours is None and theirs is None:
+        return None
+    merged = (o & t) | (o - b) | (t - b)
+    return ("[" + ",".join(sorted(merged)) + "]").encode()
+
+
+MERGES: dict[str, MergeFn] = {
+    "conflict": conflict,
+    "ours": ours,
+    "theirs": theirs,
+    "counter": counter,
+    "lines": line_set,
+    "json": json_object,
+    "json-set": json_set,
+    "lww": lww,
+}
+"""The merge functions by the names the command line and the HTTP API use."""

@@ -13,7 +13,9 @@ import enum
 import hashlib
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ._errors import DecodeError
 
@@ -35,7 +37,10 @@ __all__ = [
     "decode_object",
     "encode_loose",
     "encode_object",
+    "OBJECT_FORMATS",
     "hash_object",
+    "hasher",
+    "oid_length",
     "tree_sort_key",
 ]
 
@@ -47,6 +52,21 @@ MODE_GITLINK = 0o160000
 KNOWN_MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE, MODE_GITLINK})
 
 OID_LEN = 20
+_HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+OBJECT_FORMATS = ("sha1", "sha256")
+
+
+def oid_length(algo: str) -> int:
+    """The length of raw ids of an object format (``sha1``: 20, ``sha256``: 32)."""
+    return 20 if algo == "sha1" else 32
+
+
+def hasher(algo: str) -> Callable[..., Any]:
+    """The hashlib constructor of an object format."""
+    try:
+        return _HASHES[algo]
+    except KeyError:
+        raise ValueError(f"unknown object format {algo!r}") from None
 
 
 class ObjectType(enum.Enum):
@@ -80,11 +100,14 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def hash_object(kind: ObjectType, body: bytes) -> bytes:
-    """The raw 20-byte SHA-1 id of an object."""
-    h = hashlib.sha1(b"%s %d\0" % (kind.value.encode(), len(body)))
+def hash_object(kind: ObjectType, body: bytes, algo: str = "sha1") -> bytes:
+    """The raw id of an object: 20-byte SHA-1, or 32-byte SHA-256 (``algo``)."""
+    h = (hashlib.sha1 if algo == "sha1" else hasher(algo))(
+        b"%s %d\0" % (kind.value.encode(), len(body))
+    )
     h.update(body)
-    return h.digest()
+    digest: bytes = h.digest()
+    return digest
 
 
 # ---------------------------------------------------------------------------
@@ -222,7 +245,7 @@ def _encode_tree(tree: Tree) -> bytes:
     parts = []
     for e in tree.entries:
         name = _bytes(e.name)
-        if not name or b"/" in name or b"\0" in name or len(e.oid) != OID_LEN:
+        if not name or b"/" in name or b"\0" in name or len(e.oid) not in (20, 32):
             raise ValueError(f"bad tree entry {e!r}")
         parts.append(b"%o %s\0%s" % (e.mode, name, e.oid))
     return b"".join(parts)
@@ -261,18 +284,22 @@ def _encode_tag(t: Tag) -> bytes:
 # Decoding
 
 
-def decode_object(kind: ObjectType, body: bytes, what: str = "object") -> GitObject:
-    """The object of a type and a body; :class:`DecodeError` if the body is malformed."""
+def decode_object(
+    kind: ObjectType, body: bytes, what: str = "object", algo: str = "sha1"
+) -> GitObject:
+    """The object of a type and a body (ids of the object format ``algo``);
+    :class:`DecodeError` if the body is malformed."""
+    n = oid_length(algo)
     if kind is ObjectType.BLOB:
         return Blob(body)
     if kind is ObjectType.TREE:
-        return _decode_tree(body, what)
+        return _decode_tree(body, what, n)
     if kind is ObjectType.COMMIT:
-        return _decode_commit(body, what)
-    return _decode_tag(body, what)
+        return _decode_commit(body, what, n)
+    return _decode_tag(body, what, n)
 
 
-def _decode_tree(body: bytes, what: str) -> Tree:
+def _decode_tree(body: bytes, what: str, oid_len: int = OID_LEN) -> Tree:
     entries = []
     pos, end = 0, len(body)
     while pos < end:
@@ -285,14 +312,14 @@ def _decode_tree(body: bytes, what: str) -> Tree:
         nul = body.find(b"\0", sp + 1)
         if nul < 0 or nul == sp + 1:
             raise DecodeError(what, f"tree entry at {pos}: bad name")
-        oid = body[nul + 1 : nul + 1 + OID_LEN]
-        if len(oid) != OID_LEN:
+        oid = body[nul + 1 : nul + 1 + oid_len]
+        if len(oid) != oid_len:
             raise DecodeError(what, f"tree entry at {pos}: truncated id")
         name = body[sp + 1 : nul]
         if b"/" in name:
             raise DecodeError(what, f"tree entry name {name!r} holds '/'")
         entries.append(TreeEntry(int(mode_raw, 8), _text(name), oid))
-        pos = nul + 1 + OID_LEN
+        pos = nul + 1 + oid_len
     return Tree(tuple(entries))
 
 
@@ -315,13 +342,13 @@ def _split_headers(body: bytes, what: str) -> tuple[list[tuple[bytes, bytes]], b
     return headers, message
 
 
-def _oid_hex(raw: bytes, what: str) -> bytes:
-    if len(raw) != 2 * OID_LEN or raw.strip(b"0123456789abcdef"):
+def _oid_hex(raw: bytes, what: str, oid_len: int = OID_LEN) -> bytes:
+    if len(raw) != 2 * oid_len or raw.strip(b"0123456789abcdef"):
         raise DecodeError(what, f"bad object id {raw[:48]!r}")
     return bytes.fromhex(raw.decode())
 
 
-def _decode_commit(body: bytes, what: str) -> Commit:
+def _decode_commit(body: bytes, what: str, oid_len: int = OID_LEN) -> Commit:
     headers, message = _split_headers(body, what)
     i = 0
 
@@ -332,17 +359,17 @@ def _decode_commit(body: bytes, what: str) -> Commit:
         i += 1
         return headers[i - 1][1]
 
-    tree = _oid_hex(take(b"tree"), what)
+    tree = _oid_hex(take(b"tree"), what, oid_len)
     parents = []
     while i < len(headers) and headers[i][0] == b"parent":
-        parents.append(_oid_hex(take(b"parent"), what))
+        parents.append(_oid_hex(take(b"parent"), what, oid_len))
     author = Person.decode(take(b"author"), what)
     committer = Person.decode(take(b"committer"), what)
     extra = tuple((_text(k), _text(v)) for k, v in headers[i:])
     return Commit(tree, tuple(parents), author, committer, _text(message), extra)
 
 
-def _decode_tag(body: bytes, what: str) -> Tag:
+def _decode_tag(body: bytes, what: str, oid_len: int = OID_LEN) -> Tag:
     headers, message = _split_headers(body, what)
     keys = [k for k, _ in headers]
     if keys[:3] != [b"object", b"type", b"tag"] or keys[3:] not in ([], [b"tagger"]):
@@ -350,7 +377,7 @@ def _decode_tag(body: bytes, what: str) -> Tag:
     values = [v for _, v in headers]
     tagger = Person.decode(values[3], what) if len(values) == 4 else None
     kind = ObjectType.from_name(values[1], what)
-    return Tag(_oid_hex(values[0], what), kind, _text(values[2]), tagger, _text(message))
+    return Tag(_oid_hex(values[0], what, oid_len), kind, _text(values[2]), tagger, _text(message))
 
 
 # ---------------------------------------------------------------------------

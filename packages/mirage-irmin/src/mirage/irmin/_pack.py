@@ -15,15 +15,16 @@ pack is never trusted.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
+import mmap
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ._errors import CorruptObject, DecodeError
-from ._objects import OID_LEN, ObjectType, hash_object
+from ._objects import OID_LEN, ObjectType, hash_object, hasher, oid_length
 
 __all__ = [
     "OFS_DELTA",
@@ -184,7 +185,9 @@ class _Entry:
     data_start: int
 
 
-def _entry_header(data: bytes | memoryview, pos: int, what: str) -> _Entry:
+def _entry_header(
+    data: bytes | memoryview | mmap.mmap, pos: int, what: str, oid_len: int = OID_LEN
+) -> _Entry:
     if pos >= len(data):
         raise DecodeError(what, f"entry at {pos} beyond the end")
     c = data[pos]
@@ -217,16 +220,18 @@ def _entry_header(data: bytes | memoryview, pos: int, what: str) -> _Entry:
             raise DecodeError(what, f"entry at {start}: base offset {off} out of range")
         base_offset = start - off
     elif kind == REF_DELTA:
-        base_id = bytes(data[pos : pos + OID_LEN])
-        if len(base_id) != OID_LEN:
+        base_id = bytes(data[pos : pos + oid_len])
+        if len(base_id) != oid_len:
             raise DecodeError(what, f"entry at {start}: truncated base id")
-        pos += OID_LEN
+        pos += oid_len
     elif kind not in _TYPES:
         raise DecodeError(what, f"entry at {start}: bad type {kind}")
     return _Entry(kind, size, base_offset, base_id, pos)
 
 
-def _inflate(data: bytes | memoryview, pos: int, size: int, what: str) -> tuple[bytes, int]:
+def _inflate(
+    data: bytes | memoryview | mmap.mmap, pos: int, size: int, what: str
+) -> tuple[bytes, int]:
     """Decompress the zlib stream at ``pos`` that should give ``size`` bytes; returns
     them and the offset just past the stream."""
     d = zlib.decompressobj()
@@ -252,7 +257,7 @@ def _inflate(data: bytes | memoryview, pos: int, size: int, what: str) -> tuple[
     return raw, pos + fed - len(d.unused_data)
 
 
-def _check_header(data: bytes | memoryview, what: str) -> int:
+def _check_header(data: bytes | memoryview | mmap.mmap, what: str) -> int:
     if len(data) < 32 or bytes(data[:4]) != b"PACK":
         raise DecodeError(what, "not a pack (no PACK signature)")
     version, count = struct.unpack(">II", data[4:12])
@@ -274,29 +279,31 @@ class PackIndex:
     pack_checksum: bytes
 
 
-def read_index(data: bytes, what: str = "pack index") -> PackIndex:
-    """Parse a version-2 ``.idx`` file, its checksum and fan-out checked."""
-    if len(data) < 8 + 1024 + 40 or data[:4] != _IDX_MAGIC:
+def read_index(data: bytes, what: str = "pack index", algo: str = "sha1") -> PackIndex:
+    """Parse a version-2 ``.idx`` file, its checksum and fan-out checked (ids and
+    checksums of the object format ``algo``)."""
+    h = oid_length(algo)
+    if len(data) < 8 + 1024 + 2 * h or data[:4] != _IDX_MAGIC:
         raise DecodeError(what, "not a version-2 pack index")
     if struct.unpack(">I", data[4:8])[0] != 2:
         raise DecodeError(what, "index version is not 2")
-    if hashlib.sha1(data[:-20]).digest() != data[-20:]:
+    if hasher(algo)(data[:-h]).digest() != data[-h:]:
         raise DecodeError(what, "index checksum mismatch")
     fanout = struct.unpack(">256I", data[8 : 8 + 1024])
     n = fanout[255]
     if any(a > b for a, b in itertools.pairwise(fanout)):
         raise DecodeError(what, "fan-out table not monotonic")
     pos = 8 + 1024
-    names_end = pos + 20 * n
+    names_end = pos + h * n
     crc_end = names_end + 4 * n
     off_end = crc_end + 4 * n
-    if off_end + 40 > len(data):
+    if off_end + 2 * h > len(data):
         raise DecodeError(what, f"too short for {n} objects")
-    large_count = (len(data) - 40 - off_end) // 8
-    if (len(data) - 40 - off_end) % 8:
+    large_count = (len(data) - 2 * h - off_end) // 8
+    if (len(data) - 2 * h - off_end) % 8:
         raise DecodeError(what, "bad large-offset table")
     large = struct.unpack(f">{large_count}Q", data[off_end : off_end + 8 * large_count])
-    names = [data[pos + 20 * i : pos + 20 * i + 20] for i in range(n)]
+    names = [data[pos + h * i : pos + h * i + h] for i in range(n)]
     if names != sorted(names) or len(set(names)) != n:
         raise DecodeError(what, "object ids not sorted and unique")
     for i, name in enumerate(names):
@@ -314,10 +321,12 @@ def read_index(data: bytes, what: str = "pack index") -> PackIndex:
                 raise DecodeError(what, "large offset out of range")
             off = large[j]
         offsets[name] = off
-    return PackIndex(offsets, dict(zip(names, crcs, strict=True)), data[-40:-20])
+    return PackIndex(offsets, dict(zip(names, crcs, strict=True)), data[-2 * h : -h])
 
 
-def write_index(entries: Iterable[tuple[bytes, int, int]], pack_checksum: bytes) -> bytes:
+def write_index(
+    entries: Iterable[tuple[bytes, int, int]], pack_checksum: bytes, algo: str = "sha1"
+) -> bytes:
     """A version-2 ``.idx`` for ``(id, offset, crc32)`` entries."""
     ordered = sorted(entries)
     fanout = [0] * 256
@@ -341,7 +350,7 @@ def write_index(entries: Iterable[tuple[bytes, int, int]], pack_checksum: bytes)
     out += struct.pack(f">{len(small)}I", *small)
     out += struct.pack(f">{len(large)}Q", *large)
     out += pack_checksum
-    out += hashlib.sha1(out).digest()
+    out += hasher(algo)(out).digest()
     return bytes(out)
 
 
@@ -351,21 +360,26 @@ def write_index(entries: Iterable[tuple[bytes, int, int]], pack_checksum: bytes)
 
 class Pack:
     """One pack, read through its index. Objects are resolved (deltas applied) on
-    demand; ids are checked on every read."""
+    demand; ids are checked on every read. ``data`` may be a memory map of the
+    file (:func:`map_file`), so a large pack is not read into memory."""
 
-    def __init__(self, data: bytes, index: PackIndex, what: str = "pack") -> None:
+    def __init__(
+        self, data: bytes | mmap.mmap, index: PackIndex, what: str = "pack", algo: str = "sha1"
+    ) -> None:
         self.what = what
+        self.algo = algo
+        self._oid_len = oid_length(algo)
         _check_header(data, what)
-        if data[-20:] != index.pack_checksum:
+        if data[-self._oid_len :] != index.pack_checksum:
             raise DecodeError(what, "pack checksum does not match its index")
         self._data = data
         self.index = index
         self._cache: dict[int, tuple[ObjectType, bytes]] = {}
 
     @classmethod
-    def from_bytes(cls, data: bytes, what: str = "pack") -> Pack:
+    def from_bytes(cls, data: bytes, what: str = "pack", algo: str = "sha1") -> Pack:
         """A pack without an ``.idx``: indexed by :func:`index_pack` (checks everything)."""
-        return cls(data, index_pack(data, what=what), what)
+        return cls(data, index_pack(data, what=what, algo=algo), what, algo)
 
     def __contains__(self, oid: bytes) -> bool:
         return oid in self.index.offsets
@@ -381,7 +395,7 @@ class Pack:
         if off is None:
             return None
         kind, body = self._at(off, lookup, 0)
-        actual = hash_object(kind, body)
+        actual = hash_object(kind, body, self.algo)
         if actual != oid:
             raise CorruptObject(oid, actual, self.what)
         return kind, body
@@ -392,7 +406,7 @@ class Pack:
             return cached
         if depth > 10_000:
             raise DecodeError(self.what, f"delta chain too long at {off}")
-        e = _entry_header(self._data, off, self.what)
+        e = _entry_header(self._data, off, self.what, self._oid_len)
         raw, _ = _inflate(self._data, e.data_start, e.size, self.what)
         if e.type in _TYPES:
             result = (_TYPES[e.type], raw)
@@ -417,21 +431,34 @@ class Pack:
         return result
 
 
-def index_pack(data: bytes, lookup: BaseLookup | None = None, what: str = "pack") -> PackIndex:
+def map_file(path: str, small: int = 1 << 20) -> bytes | mmap.mmap:
+    """A file's bytes: read whole below ``small`` bytes, else mapped read-only (pages
+    are read from the disk as they are touched)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < small:
+            return f.read()
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def index_pack(
+    data: bytes, lookup: BaseLookup | None = None, what: str = "pack", algo: str = "sha1"
+) -> PackIndex:
     """Walk a whole pack, resolve its deltas and compute every id: the pack's index.
 
     ``lookup`` finds ``REF_DELTA`` bases outside the pack (a thin pack). The trailer
     checksum, the object count and trailing garbage are all checked.
     """
     count = _check_header(data, what)
-    if hashlib.sha1(memoryview(data)[:-20]).digest() != data[-20:]:
+    h = oid_length(algo)
+    if hasher(algo)(memoryview(data)[:-h]).digest() != data[-h:]:
         raise DecodeError(what, "pack checksum mismatch")
-    end = len(data) - 20
+    end = len(data) - h
     view = memoryview(data)[:end]
     pos = 12
     raw_entries: list[tuple[int, _Entry, bytes, int]] = []
     for _ in range(count):
-        e = _entry_header(view, pos, what)
+        e = _entry_header(view, pos, what, h)
         raw, nxt = _inflate(view, e.data_start, e.size, what)
         raw_entries.append((pos, e, raw, zlib.crc32(view[pos:nxt])))
         pos = nxt
@@ -446,7 +473,7 @@ def index_pack(data: bytes, lookup: BaseLookup | None = None, what: str = "pack"
         if e.type in _TYPES:
             kind = _TYPES[e.type]
             resolved[off] = (kind, raw)
-            oid = hash_object(kind, raw)
+            oid = hash_object(kind, raw, algo)
             by_id[oid] = off
             crcs[oid] = crc
         else:
@@ -468,7 +495,7 @@ def index_pack(data: bytes, lookup: BaseLookup | None = None, what: str = "pack"
                 continue
             kind, body = base[0], apply_delta(base[1], raw, f"{what} at {off}")
             resolved[off] = (kind, body)
-            oid = hash_object(kind, body)
+            oid = hash_object(kind, body, algo)
             by_id[oid] = off
             crcs[oid] = crc
             progress.append(item)
@@ -482,13 +509,13 @@ def index_pack(data: bytes, lookup: BaseLookup | None = None, what: str = "pack"
             off, e, raw, crc = item
             kind, body = ext[0], apply_delta(ext[1], raw, f"{what} at {off}")
             resolved[off] = (kind, body)
-            oid = hash_object(kind, body)
+            oid = hash_object(kind, body, algo)
             by_id[oid] = off
             crcs[oid] = crc
             progress.append(item)
         done = {id(p) for p in progress}
         pending = [p for p in pending if id(p) not in done]
-    return PackIndex(by_id, crcs, bytes(data[-20:]))
+    return PackIndex(by_id, crcs, bytes(data[-h:]))
 
 
 # ---------------------------------------------------------------------------
@@ -508,23 +535,39 @@ def _entry_bytes(kind: int, size: int) -> bytearray:
 
 
 def write_pack(
-    objects: Iterable[tuple[ObjectType, bytes]], level: int = 1, deltas: bool = False
+    objects: Iterable[tuple[ObjectType, bytes]],
+    level: int = 1,
+    deltas: bool = False,
+    *,
+    max_depth: int = 50,
+    algo: str = "sha1",
+    thin_bases: dict[bytes, tuple[bytes, bytes]] | None = None,
 ) -> tuple[bytes, list[tuple[bytes, int, int]]]:
     """A version-2 pack of whole objects, each once (and ``OFS_DELTA`` entries against the
-    previous object of the same type when ``deltas`` and it saves space); returns the
-    pack and its ``(id, offset, crc32)`` entries for :func:`write_index`."""
+    previous object of the same type when ``deltas`` and it saves space, in chains of
+    at most ``max_depth``); returns the pack and its ``(id, offset, crc32)`` entries for
+    :func:`write_index`. ``thin_bases`` (an object's id to the id and body of an
+    object the receiver holds) makes a thin pack: ``REF_DELTA`` entries against
+    objects not in the pack."""
     unique: dict[bytes, tuple[ObjectType, bytes]] = {}
     for kind, body in objects:
-        unique.setdefault(hash_object(kind, body), (kind, body))
+        unique.setdefault(hash_object(kind, body, algo), (kind, body))
     items = list(unique.items())
     out = bytearray(b"PACK" + struct.pack(">II", 2, len(items)))
     entries = []
-    last: dict[ObjectType, tuple[int, bytes]] = {}
+    last: dict[ObjectType, tuple[int, bytes, int]] = {}
     for oid, (kind, body) in items:
         off = len(out)
         entry: bytes | None = None
-        prev = last.get(kind) if deltas else None
-        if prev is not None and len(body) > 64:
+        depth = 0
+        outside = thin_bases.get(oid) if thin_bases else None
+        if outside is not None and len(body) > 64:
+            delta = create_delta(outside[1], body)
+            if len(delta) < len(body) // 2:
+                entry = bytes(_entry_bytes(REF_DELTA, len(delta))) + outside[0]
+                entry += zlib.compress(delta, level)
+        prev = last.get(kind) if deltas and entry is None else None
+        if prev is not None and len(body) > 64 and prev[2] < max_depth:
             delta = create_delta(prev[1], body)
             if len(delta) < len(body) // 2:
                 distance = off - prev[0]
@@ -537,10 +580,11 @@ def write_pack(
                 entry = bytes(_entry_bytes(OFS_DELTA, len(delta)) + enc) + zlib.compress(
                     delta, level
                 )
+                depth = prev[2] + 1
         if entry is None:
             entry = bytes(_entry_bytes(kind.pack_number, len(body))) + zlib.compress(body, level)
         out += entry
         entries.append((oid, off, zlib.crc32(entry)))
-        last[kind] = (off, body)
-    out += hashlib.sha1(out).digest()
+        last[kind] = (off, body, depth)
+    out += hasher(algo)(out).digest()
     return bytes(out), entries

@@ -46,13 +46,14 @@ def check_ref_name(name: str) -> str:
 
 
 def _hex_id(raw: bytes, what: str) -> bytes:
-    if len(raw) != 40 or raw.strip(b"0123456789abcdef"):
+    if len(raw) not in (40, 64) or raw.strip(b"0123456789abcdef"):
         raise DecodeError(what, f"bad object id {raw[:48]!r}")
     return bytes.fromhex(raw.decode())
 
 
 def decode_loose_ref(data: bytes, what: str = "ref") -> bytes | str:
-    """An object id (20 raw bytes) or the target name of a symbolic ref."""
+    """An object id (20 raw bytes, 32 in SHA-256 repositories) or the target name of
+    a symbolic ref."""
     line = data[:-1] if data.endswith(b"\n") else data
     if line.startswith(b"ref: "):
         try:

@@ -1,4 +1,5 @@
-"""Fetch from and push to Git servers with the pack protocol (version 0).
+"""Fetch from and push to Git servers with the pack protocol (version 0; fetches also
+in version 2).
 
 Three transports: a local path runs ``git upload-pack`` / ``git receive-pack`` on it
 (as ``git`` itself does for local and ``ssh`` remotes), ``git://host[:port]/path``
@@ -11,6 +12,7 @@ module only moves its bytes (blocking I/O: call it from a thread in asyncio code
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import socket
 import subprocess
@@ -23,9 +25,10 @@ from urllib.parse import urlsplit
 from ._backend import Backend
 from ._errors import DecodeError, IrminError
 from ._git import GitBackend
-from ._pack import Pack
+from ._objects import ObjectType
+from ._pack import Pack, index_pack
 from ._repo import Repo
-from ._sync import NotFastForward, pack_for
+from ._sync import NotFastForward, pack_for, thin_pack_for
 from ._wire import (
     PushRejected,
     encode_fetch,
@@ -35,6 +38,13 @@ from ._wire import (
     pkt_line,
     read_pkt_lines,
     split_fetch_response,
+)
+from ._wire2 import (
+    decode_packfile,
+    encode_fetch_v2,
+    encode_ls_refs,
+    parse_capabilities,
+    parse_ls_refs,
 )
 
 __all__ = ["fetch_remote", "push_remote"]
@@ -67,6 +77,23 @@ class _Connection:
             if size < 4:
                 raise DecodeError("remote", f"bad pkt-line length {size}")
             out += self.read_exact(size - 4)
+
+    def read_v2(self) -> list[bytes | int]:
+        """Protocol v2 packets up to a flush (delimiters included, as ints)."""
+        out: list[bytes | int] = []
+        while True:
+            head = self.read_exact(4)
+            if head.strip(b"0123456789abcdef"):
+                raise DecodeError("remote", f"bad pkt-line length {head!r}")
+            size = int(head, 16)
+            if size < 4:
+                if size == 3:
+                    raise DecodeError("remote", "bad pkt-line length 3")
+                out.append(size)
+                if size == 0:
+                    return out
+                continue
+            out.append(self.read_exact(size - 4))
 
     def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -123,17 +150,21 @@ class _HttpConnection(_Connection):
         self.post()
 
 
-def _connect(url: str, service: str) -> _Connection:
+def _connect(url: str, service: str, protocol: int = 0) -> _Connection:
     parts = urlsplit(url)
     if parts.scheme in ("http", "https"):
+        if protocol == 2:
+            raise IrminError("protocol version 2 is spoken over paths and git:// only")
         return _HttpConnection(url, service)
     if parts.scheme == "git":
         sock = socket.create_connection((parts.hostname or "localhost", parts.port or 9418), 30)
         stream = sock.makefile("rwb")
         host = parts.hostname or "localhost"
+        extra = b"\0version=2\0" if protocol == 2 else b""
         stream.write(
             pkt_line(
-                b"git-%s %s\0host=%s\0" % (service.encode(), parts.path.encode(), host.encode())
+                b"git-%s %s\0host=%s\0%s"
+                % (service.encode(), parts.path.encode(), host.encode(), extra)
             )
         )
         stream.flush()
@@ -149,7 +180,10 @@ def _connect(url: str, service: str) -> _Connection:
     if git is None:
         raise IrminError("local remotes need the git command (its upload-pack and receive-pack)")
     path = parts.path if parts.scheme == "file" else url
-    proc = subprocess.Popen([git, service, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    env = {**os.environ, "GIT_PROTOCOL": "version=2"} if protocol == 2 else None
+    proc = subprocess.Popen(
+        [git, service, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
     assert proc.stdin is not None and proc.stdout is not None
 
     def close_process() -> None:
@@ -162,17 +196,54 @@ def _connect(url: str, service: str) -> _Connection:
     return _Connection(proc.stdout, proc.stdin, close_process)  # type: ignore[arg-type]
 
 
-def _install(dst: Backend, pack: bytes) -> None:
-    if isinstance(dst, GitBackend):
-        dst.add_pack(pack)
-        return
-    p = Pack.from_bytes(pack, "received pack")
-    dst.write_many([obj for oid in p.ids() if (obj := p.get(oid)) is not None])
+def _sha1_only(backend: Backend) -> None:
+    algo = getattr(backend, "object_format", "sha1")
+    if algo != "sha1":
+        raise IrminError(f"sync with Git servers is for SHA-1 repositories, not {algo}")
 
 
-def fetch_remote(url: str, dst: Backend, refs: dict[str, str] | None = None) -> dict[str, bytes]:
+def install_pack(dst: Backend, pack: bytes) -> int:
+    """Store a received pack in ``dst``, checked in full; the number of objects.
+
+    A thin pack (deltas against objects ``dst`` already holds, as a server sends when
+    the client asks for ``thin-pack``) is resolved against ``dst`` and its objects
+    written whole: a repository never holds a pack whose bases are outside it."""
+    algo = getattr(dst, "object_format", "sha1")
+    try:
+        index = index_pack(pack, None, "received pack", algo)
+    except DecodeError as e:
+        if "delta base" not in e.reason:
+            raise
+    else:
+        if isinstance(dst, GitBackend):
+            dst.add_pack(pack, [(oid, off, index.crcs[oid]) for oid, off in index.offsets.items()])
+            return len(index.offsets)
+        p = Pack(pack, index, "received pack", algo)
+        dst.write_many([obj for oid in p.ids() if (obj := p.get(oid)) is not None])
+        return len(index.offsets)
+
+    def lookup(oid: bytes) -> tuple[ObjectType, bytes] | None:
+        return dst.read(oid) if dst.contains(oid) else None
+
+    index = index_pack(pack, lookup, "received thin pack", algo)
+    p = Pack(pack, index, "received thin pack", algo)
+    dst.write_many([obj for oid in p.ids() if (obj := p.get(oid, lookup)) is not None])
+    return len(index.offsets)
+
+
+_install = install_pack
+
+
+def fetch_remote(
+    url: str, dst: Backend, refs: dict[str, str] | None = None, protocol: int = 0
+) -> dict[str, bytes]:
     """Fetch ``refs`` (remote name to local name; default every branch to
-    ``refs/remotes/origin/<branch>``) from a Git server; returns the new values."""
+    ``refs/remotes/origin/<branch>``) from a Git server; returns the new values.
+    ``protocol=2`` speaks protocol version 2 (``ls-refs`` and ``fetch``; over a path
+    or ``git://``)."""
+    _sha1_only(dst)
+    if protocol == 2:
+        return _fetch_v2(url, dst, refs)
     conn = _connect(url, "upload-pack")
     try:
         lines, _ = read_pkt_lines(conn.read_until_flush(), 0, "ref advertisement")
@@ -187,9 +258,15 @@ def fetch_remote(url: str, dst: Backend, refs: dict[str, str] | None = None) -> 
         if missing:
             raise IrminError(f"the remote has no ref {missing[0]!r}")
         wants = sorted({adv.refs[n] for n in refs if not dst.contains(adv.refs[n])})
-        if wants:
+        if (
+            wants
+            and "multi_ack_detailed" in adv.capabilities
+            and not isinstance(conn, _HttpConnection)
+        ):
+            _negotiate(conn, dst, wants, adv.capabilities)
+        elif wants:
             haves = list(dst.list_refs().values())[:256]
-            caps = [_AGENT] + (["ofs-delta"] if "ofs-delta" in adv.capabilities else [])
+            caps = [_AGENT] + [c for c in ("ofs-delta", "thin-pack") if c in adv.capabilities]
             conn.send(encode_fetch(wants, haves, caps))
             conn.finish()
             response = conn.reader.read()
@@ -209,6 +286,120 @@ def fetch_remote(url: str, dst: Backend, refs: dict[str, str] | None = None) -> 
     return out
 
 
+HAVES_PER_ROUND = 32
+MAX_HAVES = 2048
+
+
+def _history(dst: Backend) -> list[bytes]:
+    """The commits ``dst`` holds under its refs, newest first: what to offer as haves."""
+    repo = Repo(dst)
+    tips = []
+    for oid in dst.list_refs().values():
+        try:
+            repo.read_commit(oid)
+        except IrminError:
+            continue  # a tag, or an object not held
+        tips.append(oid)
+    return repo.history(tips)[:MAX_HAVES] if tips else []
+
+
+def _negotiate(
+    conn: _Connection, dst: Backend, wants: list[bytes], offered: frozenset[str]
+) -> None:
+    """Fetch with ``multi_ack_detailed``: offer our commits ``HAVES_PER_ROUND`` at a
+    time, newest first, until the server is ready (or we run out), then ``done``."""
+    caps = [_AGENT, "multi_ack_detailed"]
+    caps += [c for c in ("ofs-delta", "thin-pack") if c in offered]
+    request = encode_fetch(wants, [], caps)
+    conn.send(request[: -len(pkt_line(b"done\n"))])  # wants and a flush: no done yet
+    haves = _history(dst)
+    repo = Repo(dst)
+    common: set[bytes] = set()
+
+    def mark(oid: bytes) -> None:  # a common commit and what it descends from
+        stack = [oid]
+        while stack:
+            c = stack.pop()
+            if c not in common:
+                common.add(c)
+                stack.extend(repo.read_commit(c).parents)
+
+    ready = False
+    for start in range(0, len(haves), HAVES_PER_ROUND):
+        batch = haves[start : start + HAVES_PER_ROUND]
+        if all(h in common for h in batch):
+            continue
+        conn.send(b"".join(pkt_line(b"have %s\n" % h.hex().encode()) for h in batch) + b"0000")
+        for ack in _read_acks(conn):
+            if ack[1] in ("common", "ready") and dst.contains(ack[0]):
+                mark(ack[0])  # no need to offer what it descends from
+            ready = ready or ack[1] == "ready"
+        if ready:
+            break
+    conn.send(pkt_line(b"done\n"))
+    conn.finish()
+    _install(dst, split_fetch_response(conn.reader.read()))
+
+
+def _read_acks(conn: _Connection) -> list[tuple[bytes, str]]:
+    """The ``ACK <id> common|ready`` lines the server sends for a round, up to its
+    ``NAK``."""
+    out: list[tuple[bytes, str]] = []
+    while True:
+        head = conn.read_exact(4)
+        if head.strip(b"0123456789abcdef") or int(head, 16) < 4:
+            raise DecodeError("remote", f"bad pkt-line in negotiation {head!r}")
+        line = conn.read_exact(int(head, 16) - 4).rstrip(b"\n")
+        if line == b"NAK":
+            return out
+        parts = line.split(b" ")
+        if parts[0] == b"ERR":
+            raise IrminError(f"remote error: {line[4:].decode(errors='replace')}")
+        if parts[0] != b"ACK" or len(parts) not in (2, 3) or len(parts[1]) != 40:
+            raise DecodeError("remote", f"unexpected negotiation line {line[:80]!r}")
+        try:
+            oid = bytes.fromhex(parts[1].decode("ascii"))
+        except ValueError:
+            raise DecodeError("remote", f"bad id in {line[:80]!r}") from None
+        out.append((oid, parts[2].decode("ascii", "replace") if len(parts) == 3 else ""))
+
+
+def _fetch_v2(url: str, dst: Backend, refs: dict[str, str] | None) -> dict[str, bytes]:
+    conn = _connect(url, "upload-pack", protocol=2)
+    try:
+        caps = parse_capabilities(conn.read_v2())
+        if "ls-refs" not in caps.commands or "fetch" not in caps.commands:
+            raise IrminError(f"{url}: the server offers no ls-refs and fetch")
+        prefixes = sorted(refs) if refs is not None else ["refs/heads/"]
+        conn.send(encode_ls_refs(prefixes, [_AGENT]))
+        remote = parse_ls_refs(conn.read_v2())
+        if refs is None:
+            refs = {
+                n: "refs/remotes/origin/" + n.removeprefix("refs/heads/")
+                for n in remote
+                if n.startswith("refs/heads/")
+            }
+        missing = [n for n in refs if n not in remote]
+        if missing:
+            raise IrminError(f"the remote has no ref {missing[0]!r}")
+        wants = sorted({remote[n] for n in refs if not dst.contains(remote[n])})
+        if wants:
+            haves = list(dst.list_refs().values())[:256]
+            conn.send(encode_fetch_v2(wants, haves, [_AGENT]))
+            _install(dst, decode_packfile(conn.read_v2()))
+        conn.finish()
+    finally:
+        conn.close()
+    out = {}
+    for remote_name, local in refs.items():
+        oid = remote[remote_name]
+        old = dst.get_ref(local)
+        if old != oid:
+            dst.update_ref(local, old, oid)
+        out[local] = oid
+    return out
+
+
 def push_remote(
     src: Backend, url: str, branch: str, remote_branch: str | None = None, force: bool = False
 ) -> bytes:
@@ -219,6 +410,7 @@ def push_remote(
     new = src.get_ref(name)
     if new is None:
         raise IrminError(f"no branch {branch!r} to push")
+    _sha1_only(src)
     conn = _connect(url, "receive-pack")
     try:
         lines, _ = read_pkt_lines(conn.read_until_flush(), 0, "ref advertisement")
@@ -234,7 +426,10 @@ def push_remote(
         ):
             raise NotFastForward(f"{target}: {new.hex()} does not descend from {old.hex()}")
         held = {o for o in adv.refs.values() if src.contains(o)}
-        pack = pack_for(src, [new], held)
+        if "no-thin" in adv.capabilities or old is None or not src.contains(old):
+            pack = pack_for(src, [new], held)
+        else:  # deltas against the remote's head, which it holds
+            pack = thin_pack_for(src, [new], [old, *held])
         caps = ["report-status", _AGENT]
         conn.send(encode_push([(old, new, target)], pack, caps))
         conn.finish()

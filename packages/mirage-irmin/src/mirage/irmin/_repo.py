@@ -99,7 +99,9 @@ class Repo:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.empty_tree = EMPTY_TREE
+        self.algo: str = getattr(backend, "object_format", "sha1")
+        """The object format of the backend's ids: ``sha1`` or ``sha256``."""
+        self.empty_tree = hash_object(ObjectType.TREE, b"", self.algo)
         self._trees: dict[bytes, dict[str, TreeEntry]] = {}
         self._commits: dict[bytes, Commit] = {}
         self._local = threading.local()  # staging is per thread
@@ -131,7 +133,7 @@ class Repo:
         staged = self._staged
         if staged is None:
             return self.backend.write(kind, body)
-        oid = hash_object(kind, body)
+        oid = hash_object(kind, body, self.algo)
         staged.setdefault(oid, (kind, body))
         return oid
 
@@ -162,7 +164,7 @@ class Repo:
 
     def read_object(self, oid: bytes) -> GitObject:
         kind, body = self.backend.read(oid)
-        return decode_object(kind, body, f"{kind.value} {oid.hex()}")
+        return decode_object(kind, body, f"{kind.value} {oid.hex()}", self.algo)
 
     def _read_kind(self, oid: bytes, kind: ObjectType) -> bytes:
         pending = self._staged
@@ -180,9 +182,11 @@ class Repo:
         cached = self._trees.get(oid)
         if cached is not None:
             return cached
-        if oid == EMPTY_TREE:
+        if oid == self.empty_tree:
             return {}
-        tree = decode_object(ObjectType.TREE, self._read_kind(oid, ObjectType.TREE), oid.hex())
+        tree = decode_object(
+            ObjectType.TREE, self._read_kind(oid, ObjectType.TREE), oid.hex(), self.algo
+        )
         assert isinstance(tree, Tree)
         return self._remember_tree(oid, {e.name: e for e in tree.entries})
 
@@ -197,7 +201,10 @@ class Repo:
         if cached is not None:
             return cached
         commit = decode_object(
-            ObjectType.COMMIT, self._read_kind(oid, ObjectType.COMMIT), f"commit {oid.hex()}"
+            ObjectType.COMMIT,
+            self._read_kind(oid, ObjectType.COMMIT),
+            f"commit {oid.hex()}",
+            self.algo,
         )
         assert isinstance(commit, Commit)
         if len(self._commits) > _CACHE_SIZE:
@@ -312,12 +319,12 @@ class Repo:
                 return None
             obj = Tree.of(entries)
             kind, body = encode_object(obj)
-            oid = hash_object(kind, body)
+            oid = hash_object(kind, body, self.algo)
             out.append((kind, body))
             self._remember_tree(oid, {e.name: e for e in obj.entries})
             return oid
 
-        result = build(root) or EMPTY_TREE
+        result = build(root) or self.empty_tree
         if self._staged is not None:
             for kind, body in out:
                 self._put(kind, body)
@@ -336,7 +343,7 @@ class Repo:
                 if isinstance(value, bytes | bytearray):
                     kind, body = ObjectType.BLOB, bytes(value)
                     objects.append((kind, body))
-                    entries.append(TreeEntry(MODE_FILE, name, hash_object(kind, body)))
+                    entries.append(TreeEntry(MODE_FILE, name, hash_object(kind, body, self.algo)))
                 else:
                     sub = build(value, _join(prefix, name))
                     if sub is not None:
@@ -345,7 +352,7 @@ class Repo:
                 return None
             kind, body = encode_object(Tree.of(entries))
             objects.append((kind, body))
-            return hash_object(kind, body)
+            return hash_object(kind, body, self.algo)
 
         root = build(node, "")
         assert root is not None
@@ -397,7 +404,7 @@ class Repo:
 
     def commit(self, tree: bytes, parents: Iterable[bytes], info: Info) -> bytes:
         person = info.person()
-        if tree == EMPTY_TREE:
+        if tree == self.empty_tree:
             self._put(ObjectType.TREE, b"")
         message = (
             info.message if info.message.endswith("\n") or not info.message else info.message + "\n"

@@ -173,7 +173,8 @@ class Store:
             entry = None
             if v is not None:
                 blobs.append((ObjectType.BLOB, bytes(v)))
-                entry = TreeEntry(MODE_FILE, steps[-1], hash_object(ObjectType.BLOB, bytes(v)))
+                oid = hash_object(ObjectType.BLOB, bytes(v), self.repo.algo)
+                entry = TreeEntry(MODE_FILE, steps[-1], oid)
             items.append((steps, entry))
         return self.update(lambda tree: self.repo.apply(tree, items, blobs), info)
 

@@ -15,11 +15,19 @@ from collections.abc import Iterable
 from ._backend import Backend
 from ._errors import IrminError
 from ._git import GitBackend
-from ._objects import Blob, ObjectType, Tag, Tree
+from ._objects import Blob, ObjectType, Tag, Tree, hash_object
 from ._pack import write_pack
 from ._repo import Repo
 
-__all__ = ["NotFastForward", "clone", "fetch", "missing_objects", "pack_for", "push"]
+__all__ = [
+    "NotFastForward",
+    "clone",
+    "fetch",
+    "missing_objects",
+    "pack_for",
+    "push",
+    "thin_pack_for",
+]
 
 
 class NotFastForward(IrminError):
@@ -81,8 +89,64 @@ def pack_for(
 ) -> bytes:
     """A pack (as ``git index-pack`` reads) of what ``has`` lacks to hold ``heads``."""
     objects = missing_objects(src, heads, set() if has is None else has)
-    pack, _ = write_pack(objects, deltas=True)
+    pack, _ = write_pack(objects, deltas=True, algo=getattr(src, "object_format", "sha1"))
     return pack
+
+
+def _paths(repo: Repo, tree: bytes) -> dict[str, bytes]:
+    """Every path below ``tree`` (directories end with ``/``) and its object."""
+    out: dict[str, bytes] = {"/": tree}
+    stack = [("", tree)]
+    while stack:
+        prefix, oid = stack.pop()
+        for e in repo.read_tree(oid).entries:
+            path = f"{prefix}/{e.name}"
+            if e.is_tree:
+                out[path + "/"] = e.oid
+                stack.append((path, e.oid))
+            elif e.mode != 0o160000:
+                out[path] = e.oid
+    return out
+
+
+def thin_pack_for(src: Backend, heads: Iterable[bytes], tips: Iterable[bytes]) -> bytes:
+    """A thin pack of what a receiver holding the commits ``tips`` (and their
+    history) lacks to hold ``heads``: objects at a path the tips also have are sent
+    as ``REF_DELTA`` against the tip's version, which is not in the pack (the
+    receiver completes it, as ``git index-pack --fix-thin`` does)."""
+    repo = Repo(src)
+    held: set[bytes] = set()
+    known: dict[str, bytes] = {}
+    for tip in tips:
+        if not src.contains(tip):
+            continue
+        held.add(tip)
+        for path, oid in _paths(repo, repo.read_commit(tip).tree).items():
+            known.setdefault(path, oid)
+    held.update(known.values())
+    objects = missing_objects(src, heads, held)
+    wanted = {hash_object(kind, body, repo.algo) for kind, body in objects}
+    bases: dict[bytes, tuple[bytes, bytes]] = {}
+    for head in heads:
+        commit = repo.read_commit(head) if src.contains(head) else None
+        if commit is None:
+            continue
+        for path, oid in _paths(repo, commit.tree).items():
+            base = known.get(path)
+            if oid in wanted and base is not None and base != oid and oid not in bases:
+                bases[oid] = (base, src.read(base)[1])
+    pack, _ = write_pack(
+        objects, deltas=True, algo=getattr(src, "object_format", "sha1"), thin_bases=bases
+    )
+    return pack
+
+
+def same_format(src: Backend, dst: Backend) -> None:
+    """Refuse to copy objects between repositories of different object formats."""
+    a = getattr(src, "object_format", "sha1")
+    b = getattr(dst, "object_format", "sha1")
+    if a != b:
+        raise IrminError(f"cannot copy objects from a {a} repository to a {b} one")
 
 
 def fetch(src: Backend, dst: Backend, refs: dict[str, str] | None = None) -> dict[str, bytes]:
@@ -99,6 +163,7 @@ def fetch(src: Backend, dst: Backend, refs: dict[str, str] | None = None) -> dic
         if oid is None:
             raise IrminError(f"the source has no ref {s!r}")
         heads[d] = oid
+    same_format(src, dst)
     dst.write_many(missing_objects(src, heads.values(), dst))
     for d, oid in heads.items():
         old = dst.get_ref(d)
@@ -122,6 +187,7 @@ def push(
         repo = Repo(src)
         if not src.contains(old) or not repo.is_ancestor(old, new):
             raise NotFastForward(f"{target}: {new.hex()} does not descend from {old.hex()}")
+    same_format(src, dst)
     dst.write_many(missing_objects(src, [new], dst))
     if old != new:
         dst.update_ref(target, old, new)
@@ -134,7 +200,7 @@ def clone(
     """A new repository at ``dst`` with every branch and tag of the repository at
     ``src``, and the same ``HEAD``."""
     source = GitBackend.open(src)
-    target = GitBackend.init(dst, bare=bare)
+    target = GitBackend.init(dst, bare=bare, object_format=source.object_format)
     refs = {n: n for n in source.list_refs("refs/heads/")}
     refs.update({n: n for n in source.list_refs("refs/tags/")})
     fetch(source, target, refs)

@@ -5,14 +5,19 @@ the branch's head. The store is a Git repository on disk (``root``: a bare repos
 or a work tree with a ``.git`` directory, created bare if missing; ``git log`` shows
 the history) or, without a root, in memory. Directories
 emptied by a removal disappear, as in Git. ``last_modified`` is the date of the
-latest commit that changed the key; ``digest`` is the Git object id.
+latest commit that changed the key; ``digest`` is the Git object id. Every
+operation runs in the device's worker thread (one, so operations apply in the order
+they were called): the event loop never waits on the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from mirage.core.types import (
     KvAlreadyPresent,
@@ -33,6 +38,8 @@ from ._store import Store
 
 __all__ = ["IrminKv"]
 
+T = TypeVar("T")
+
 
 class IrminKv:
     """A ``kv_rw`` store whose every change is a commit on ``branch``."""
@@ -41,6 +48,7 @@ class IrminKv:
         self.store = store
         self._clock = clock
         self._author = author
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="irmin-kv")
 
     @classmethod
     async def connect(
@@ -58,18 +66,22 @@ class IrminKv:
         if root is None:
             backend = MemoryBackend()
         elif (Path(root) / ".git").is_dir():
-            backend = GitBackend.open(root)  # a work tree: its .git directory
+            backend = await asyncio.to_thread(GitBackend.open, root)  # a work tree's .git
         else:
-            backend = GitBackend.init(root, branch=branch)
+            backend = await asyncio.to_thread(GitBackend.init, root, branch=branch)
         kv = cls(Store(Repo(backend), branch), clock, author)
         if contents:
-            kv.store.batch(
-                {kv._steps(k): bytes(v) for k, v in contents.items()}, kv._info("initial contents")
-            )
+            initial = {kv._steps(k): bytes(v) for k, v in contents.items()}
+            await kv._run(kv.store.batch, initial, kv._info("initial contents"))
         return kv
 
     async def disconnect(self) -> None:
-        return None
+        self._worker.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn`` in the device's worker thread: the disk is never touched from
+        the event loop, and operations are applied in the order they were called."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     def _info(self, message: str) -> Info:
         return Info(int(self._clock()), message, self._author, f"{self._author}@localhost")
@@ -100,19 +112,19 @@ class IrminKv:
 
     # -- kv_ro -------------------------------------------------------------------
 
-    async def exists(self, key: str) -> KvKind | None:
+    def _exists_sync(self, key: str) -> KvKind | None:
         e = self._entry(key)
         return None if e is None else KvKind.DICTIONARY if e.is_tree else KvKind.VALUE
 
-    async def get(self, key: str) -> bytes:
+    def _get_sync(self, key: str) -> bytes:
         return self._value(key)
 
-    async def get_partial(self, key: str, offset: int, length: int) -> bytes:
+    def _get_partial_sync(self, key: str, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0:
             raise ValueError("offset and length must not be negative")
         return self._value(key)[offset : offset + length]
 
-    async def list(self, key: str) -> list[tuple[str, KvKind]]:
+    def _list_sync(self, key: str) -> list[tuple[str, KvKind]]:
         e = self._entry(key)
         if e is None:
             raise KvNotFound(kv_key(key))
@@ -121,7 +133,7 @@ class IrminKv:
         entries = self.store.repo.read_tree(e.oid).entries
         return sorted((x.name, KvKind.DICTIONARY if x.is_tree else KvKind.VALUE) for x in entries)
 
-    async def last_modified(self, key: str) -> float:
+    def _last_modified_sync(self, key: str) -> float:
         if self._entry(key) is None:
             raise KvNotFound(kv_key(key))
         found = self.store.last_modified(kv_key(key), depth=1000)
@@ -132,13 +144,13 @@ class IrminKv:
             found = history[-1:]
         return float(self.store.repo.read_commit(found[0]).committer.time)
 
-    async def digest(self, key: str) -> bytes:
+    def _digest_sync(self, key: str) -> bytes:
         e = self._entry(key)
         if e is None:
             raise KvNotFound(kv_key(key))
         return e.oid
 
-    async def size(self, key: str) -> int:
+    def _size_sync(self, key: str) -> int:
         return len(self._value(key))
 
     # -- kv_rw -------------------------------------------------------------------
@@ -170,11 +182,11 @@ class IrminKv:
 
         self.store.update(change, self._info(message))
 
-    async def set(self, key: str, data: bytes) -> None:
+    def _set_sync(self, key: str, data: bytes) -> None:
         value = bytes(data)
         self._write(key, lambda _: value, f"set {kv_key(key)}")
 
-    async def set_partial(self, key: str, offset: int, data: bytes) -> None:
+    def _set_partial_sync(self, key: str, offset: int, data: bytes) -> None:
         if offset < 0:
             raise ValueError(f"offset must not be negative: {offset}")
 
@@ -184,7 +196,7 @@ class IrminKv:
 
         self._write(key, make, f"set_partial {kv_key(key)}")
 
-    async def remove(self, key: str) -> None:
+    def _remove_sync(self, key: str) -> None:
         key = kv_key(key)
         repo = self.store.repo
 
@@ -201,7 +213,7 @@ class IrminKv:
         except PathError:
             raise KvNotFound(key) from None
 
-    async def rename(self, source: str, dest: str) -> None:
+    def _rename_sync(self, source: str, dest: str) -> None:
         src, dst = kv_key(source), self._steps(dest)
         repo = self.store.repo
 
@@ -228,3 +240,38 @@ class IrminKv:
             return repo.update_tree(tree, dst_steps, TreeEntry(e.mode, dst_steps[-1], e.oid))
 
         self.store.update(change, self._info(f"rename {src} to {dst}"))
+
+    # -- the device's operations, in the worker thread -------------------------------
+
+    async def exists(self, key: str) -> KvKind | None:
+        return await self._run(self._exists_sync, key)
+
+    async def get(self, key: str) -> bytes:
+        return await self._run(self._get_sync, key)
+
+    async def get_partial(self, key: str, offset: int, length: int) -> bytes:
+        return await self._run(self._get_partial_sync, key, offset, length)
+
+    async def list(self, key: str) -> list[tuple[str, KvKind]]:
+        return await self._run(self._list_sync, key)
+
+    async def last_modified(self, key: str) -> float:
+        return await self._run(self._last_modified_sync, key)
+
+    async def digest(self, key: str) -> bytes:
+        return await self._run(self._digest_sync, key)
+
+    async def size(self, key: str) -> int:
+        return await self._run(self._size_sync, key)
+
+    async def set(self, key: str, data: bytes) -> None:
+        await self._run(self._set_sync, key, bytes(data))
+
+    async def set_partial(self, key: str, offset: int, data: bytes) -> None:
+        await self._run(self._set_partial_sync, key, offset, bytes(data))
+
+    async def remove(self, key: str) -> None:
+        await self._run(self._remove_sync, key)
+
+    async def rename(self, source: str, dest: str) -> None:
+        await self._run(self._rename_sync, source, dest)

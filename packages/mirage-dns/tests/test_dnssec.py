@@ -19,6 +19,7 @@ from conftest import _stop, free_port, wait_for_dns
 
 from mirage.dns import (
     DNSKEY,
+    NSEC3,
     NSEC3PARAM,
     RR,
     RRSIG,
@@ -44,6 +45,7 @@ from mirage.dns._dnssec import (
     check_nxdomain,
     key_tag,
     make_ds,
+    nsec3_hash,
     trusted_keys,
     verify_rrset,
 )
@@ -218,6 +220,43 @@ def test_our_signed_zone_passes_dnssec_verify(alg: int, nsec3: bool, tmp_path: P
     assert "Zone fully signed" in done.stdout + done.stderr
 
 
+def test_nsec3_opt_out(tmp_path: Path) -> None:
+    """RFC 5155 opt-out: the unsigned delegation has no NSEC3, every NSEC3 has the flag,
+    dnssec-verify accepts the zone, and the server's denial of the delegation's DS (the
+    closest provable encloser and an opt-out NSEC3 over the next closer name) is
+    accepted by our validator."""
+    zone = Zone.from_records(parse_zone(ZONE_TEXT + "deep.ent NS ns.sub\n", ORIGIN))
+    keys = [SigningKey.generate(13, 257), SigningKey.generate(13, 256)]
+    now = int(time.time())
+    signed_zone = sign_zone(zone, keys, now=now, nsec3=NSEC3PARAM(1, 1, 0, b"\xab"))
+    nsec3s = [rr for rr in signed_zone.records() if isinstance(rr.rdata, NSEC3)]
+    assert nsec3s and all(rr.rdata.flags == 1 for rr in nsec3s)  # type: ignore[union-attr]
+    hashes = {rr.name.labels[0].upper() for rr in nsec3s}
+    for name in ("sub.example.org.", "deep.ent.example.org.", "ent.example.org."):
+        digest = base64.b32hexencode(nsec3_hash(Name.from_text(name), b"\xab", 0))
+        assert digest.rstrip(b"=") not in hashes, name  # left out of the chain
+    for name in ("secure.example.org.", "www.example.org.", "b.c.example.org."):
+        digest = base64.b32hexencode(nsec3_hash(Name.from_text(name), b"\xab", 0))
+        assert digest.rstrip(b"=") in hashes, name
+    (param,) = [rr.rdata for rr in signed_zone.records() if isinstance(rr.rdata, NSEC3PARAM)]
+    assert param.flags == 0  # RFC 5155 4.1.2: the published parameters carry no flag
+    verify = shutil.which("dnssec-verify")
+    if verify is not None:
+        path = tmp_path / "ours.zone"
+        path.write_text(zone_to_text(signed_zone.records()))
+        done = subprocess.run([verify, "-o", "example.org", str(path)], capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr + done.stdout
+    auth = Authority([signed_zone], cache_size=0)
+    for name in ("sub.example.org.", "deep.ent.example.org."):
+        query = make_query(Name.from_text(name), RRType.DS, rd=False, edns=Edns(dnssec_ok=True))
+        (reply,) = auth.handle(push_message(query), now=now)
+        msg = pull_message(reply)
+        proof = [rr for rr in msg.authority if rr.rtype == RRType.NSEC3]
+        assert msg.rcode == Rcode.NOERROR and not msg.answer and proof, name
+        check_nodata(Name.from_text(name), RRType.DS, proof)
+
+
 # -- answers: NSD and our server on the same pre-signed zone --------------------------
 
 NSD_CONF = """server:
@@ -371,8 +410,9 @@ def test_online_signed_answers_prove_denial() -> None:
 # -- our server signing online, validated by delv ------------------------------------
 
 
-@pytest.fixture(scope="module", params=[(13, None), (15, "beef:1"), (8, "-:0")],
-                ids=["ecdsa-nsec", "ed25519-nsec3", "rsa-nsec3"])  # fmt: skip
+@pytest.fixture(scope="module", params=[(13, None), (15, "beef:1"), (8, "-:0"),
+                                        (13, "ab:0:opt-out")],
+                ids=["ecdsa-nsec", "ed25519-nsec3", "rsa-nsec3", "ecdsa-opt-out"])  # fmt: skip
 def our_signing_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[int, Path]]:
@@ -405,7 +445,9 @@ def our_signing_server(
     for key in keys:
         argv += ["--dnssec-key", str(key) + ".private"]
     if nsec3:
-        argv += [f"--nsec3={nsec3}"]
+        argv += [f"--nsec3={nsec3.removesuffix(':opt-out')}"]
+        if nsec3.endswith(":opt-out"):
+            argv += ["--opt-out"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
         wait_for_dns(port, proc)
@@ -432,11 +474,26 @@ DELV_CASES = [
 ]
 
 
+def _opt_out(port: int) -> bool:
+    """Whether the server on ``port`` signs with NSEC3 opt-out (its NSEC3 flags)."""
+    query = make_query(Name.from_text("nope.example.org."), RRType.A, rd=False,
+                       edns=Edns(dnssec_ok=True))  # fmt: skip
+    reply = dns.query.tcp(dns.message.from_wire(push_message(query)), "127.0.0.1", port=port,
+                          timeout=10)  # fmt: skip
+    return any(rr.rdtype == 50 and rr[0].flags & 1 for rr in reply.authority)
+
+
 def test_delv_validates_our_online_signed_answers(our_signing_server: tuple[int, Path]) -> None:
     delv = need("delv", "bind9-dnsutils")
     port, anchor = our_signing_server
     failures = []
-    for name, rtype, expect in DELV_CASES:
+    opt_out = _opt_out(port)
+    for name, rtype, expected in DELV_CASES:
+        expect = expected
+        if (name, rtype) == ("x.wild.example.org", "TXT") and opt_out:
+            # RFC 5155 8.8: the NSEC3 covering the next closer name is opt-out, so an
+            # unsigned delegation could hide there: the expansion is insecure
+            expect = "; unsigned answer"
         out = subprocess.run([delv, "@127.0.0.1", "-p", str(port), "-a", str(anchor),
                               "+root=example.org", name, rtype],
                              capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -493,3 +550,64 @@ def test_update_is_signed_again() -> None:
     msg = pull_message(auth.handle(push_message(query), now=later)[0])
     sigs = [rr.rdata for rr in msg.answer if isinstance(rr.rdata, RRSIG)]
     assert sigs and all(s.inception >= int(later) - 3600 for s in sigs)
+
+
+def test_pre_publish_zsk_rollover_checked_by_delv(tmp_path: Path) -> None:
+    """RFC 6781 4.1.1.1 on a running server: publish the new ZSK, sign with it (the old
+    one still published), retire the old one; delv validates at every step."""
+    import asyncio
+
+    from mirage.dns._signing import ZoneSigner
+    from mirage.dns.server import DnsServer
+    from mirage.unix.stack import SocketStack
+
+    delv = need("delv", "bind9-dnsutils")
+    keygen = need("dnssec-keygen", "bind9-utils")
+    files = []
+    for extra in (["-f", "KSK"], [], []):
+        argv = [keygen, "-q", "-a", "ECDSAP256SHA256", *extra, "-K", str(tmp_path), "example.org"]
+        out = subprocess.run(argv, check=True, capture_output=True, text=True)
+        files.append(f"{tmp_path / out.stdout.strip()}.private")
+    ksk, zsk1, zsk2 = (SigningKey.from_bind_files(f)[1] for f in files)
+    anchor = tmp_path / "anchors.conf"
+    anchor.write_text(
+        f"trust-anchors {{ example.org. static-key 257 3 13"
+        f' "{base64.b64encode(ksk.dnskey.key).decode()}"; }};\n'
+    )
+    steps = [((ksk, zsk1), ()), ((ksk, zsk1), (zsk2,)), ((ksk, zsk2), (zsk1,)), ((ksk, zsk2), ())]
+    zone = Zone.from_records(parse_zone(ZONE_TEXT, ORIGIN))
+
+    async def main() -> list[tuple[int, str, str]]:
+        stack = await SocketStack.connect(ipv4="127.0.0.1")
+        port = free_port()
+        auth = Authority([zone], signers={ORIGIN: ZoneSigner(steps[0][0])}, cache_size=0)
+        server = DnsServer(stack, auth, port, host_udp="127.0.0.1")
+        await server.start()
+        failures = []
+        try:
+            for step, (keys, publish) in enumerate(steps):
+                if step:
+                    auth.set_signer(ORIGIN, ZoneSigner(keys, publish=publish), time.time())
+                served = auth.zones[ORIGIN.key]
+                tags = {key_tag(rr.rdata) for rr in served.rrsets[ORIGIN.key][RRType.DNSKEY]
+                        if isinstance(rr.rdata, DNSKEY)}  # fmt: skip
+                assert tags == {key_tag(k.dnskey) for k in (*keys, *publish)}, step
+                www = served.rrsets[Name.from_text("www.example.org.").key][RRType.RRSIG]
+                signer_tags = {rr.rdata.key_tag for rr in www if isinstance(rr.rdata, RRSIG)}
+                assert signer_tags == {key_tag(keys[1].dnskey)}, step
+                for name, rtype in (("www.example.org", "A"), ("nope.example.org", "A"),
+                                    ("example.org", "DNSKEY")):  # fmt: skip
+                    proc = await asyncio.create_subprocess_exec(
+                        delv, "@127.0.0.1", "-p", str(port), "-a", str(anchor),
+                        "+root=example.org", name, rtype,
+                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                    )  # fmt: skip
+                    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+                    if b"fully validated" not in out:
+                        failures.append((step, name, out.decode(errors="replace")))
+        finally:
+            await server.stop()
+            await stack.disconnect()
+        return failures
+
+    assert asyncio.run(main()) == []

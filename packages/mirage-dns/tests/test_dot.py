@@ -176,3 +176,17 @@ def test_cli_query_over_tls(dot_server: tuple[int, int, Path]) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "192.0.2.10" in out.stdout
+
+
+def test_kdig_padding_over_tls(dot_server: tuple[int, int, Path]) -> None:
+    port, tls_port, _ca = dot_server
+    # kdig pads its queries over TLS; answers come in blocks of 468 octets (RFC 8467)
+    for name, rtype in (("www.example.com", "A"), ("example.com", "MX"), ("nope.example.com", "A")):
+        out = kdig("@127.0.0.1", "-p", str(tls_port), "+tls", "+padding", name, rtype)
+        assert "PADDING" in out, out
+        received = [line for line in out.splitlines() if "Received" in line]
+        assert received and int(received[0].split()[2]) % 468 == 0, out
+    # over plain TCP the same padded query gets no padding (RFC 7830 section 6)
+    out = kdig("@127.0.0.1", "-p", str(port), "+tcp", "+padding", "www.example.com", "A")
+    assert "192.0.2.10" in out
+    assert "PADDING" not in out

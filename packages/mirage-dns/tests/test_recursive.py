@@ -464,3 +464,29 @@ def test_a_truncated_answer_is_asked_again_over_tcp() -> None:
     rec = world.resolve("big.example.test.", RRType.TXT)
     assert rec.result is not None and len(rec.result.answer) == 12
     assert transports == [False, True]  # UDP came back truncated (over 1232 bytes)
+
+
+def test_a_dnskey_query_is_validated_like_any_other() -> None:
+    world = SignedWorld()
+    # asked directly first: validated against the DS in the parent
+    rec = world.resolve("example.test.", RRType.DNSKEY)
+    assert rec.result is not None and rec.result.ad
+    assert any(rr.rtype == RRType.DNSKEY for rr in rec.result.answer)
+    # fetched for the chain of another answer, then asked: still secure
+    world = SignedWorld()
+    assert world.resolve("www.example.test.").result.ad  # type: ignore[union-attr]
+    rec = world.resolve("example.test.", RRType.DNSKEY)
+    assert rec.result is not None and rec.result.ad and rec.queries == 0
+    rec = world.resolve(".", RRType.DNSKEY)
+    assert rec.result is not None and rec.result.ad
+
+
+def test_a_dnskey_rrset_that_fails_the_chain_is_not_answered() -> None:
+    wrong = RR(ROOT, RRType.DS, 1, 3600, make_ds(ROOT, SigningKey.generate(13).dnskey))
+    world = SignedWorld(anchor=wrong)
+    assert world.resolve("www.example.test.").bogus is not None
+    # the root's DNSKEY RRset was fetched for the chain and failed: asked for, it is
+    # bogus too (SERVFAIL), not an unvalidated answer from the cache
+    rec = world.resolve(".", RRType.DNSKEY)
+    assert rec.error is not None and rec.error.rcode == Rcode.SERVFAIL
+    assert rec.bogus is not None

@@ -148,3 +148,30 @@ def test_parse_zone_is_total(text: str) -> None:
         return
     for rr in records:  # whatever parses prints and parses back to itself
         assert parse_zone(rr.to_text() + "\n", filename="again") == [rr]
+
+
+_WORDS = st.sampled_from(
+    ["www", "WWW", "a.b", "x.example.", "@", "*", "a..b", "-", "IN", "in", "CH", "300",
+     "1h", "4294967296", "A", "a", "AAAA", "NS", "CNAME", "PTR", "MX", "Mx", "TXT",
+     "10", "65536", "192.0.2.1", "192.0.2.256", "010.0.0.1", "2001:db8::1", "::ffff:1.2.3.4",
+     "2001:DB8::A", "x" * 64, ".", "\u00e9", "\u00b2", "$TTL", "$ORIGIN"]
+)  # fmt: skip
+
+
+def _parse_or_error(text: str) -> list[str] | str:
+    try:
+        return [rr.to_text() for rr in parse_zone(text, "example.")]
+    except ZoneError as exc:
+        return str(exc)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.booleans(), st.lists(_WORDS, min_size=1, max_size=5)),
+                min_size=1, max_size=4))  # fmt: skip
+def test_fast_lines_parse_as_the_full_scanner_does(lines: list[tuple[bool, list[str]]]) -> None:
+    # a comment at the end of a line sends it through the full scanner and the general
+    # record parser: the result (records, or the error) must be the same
+    body = ["$TTL 60"] + [(" " if blank else "") + " ".join(words) for blank, words in lines]
+    fast = "\n".join(body) + "\n"
+    slow = "\n".join(line + " ; c" for line in body) + "\n"
+    assert _parse_or_error(fast) == _parse_or_error(slow)

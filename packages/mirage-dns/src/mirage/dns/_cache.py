@@ -91,6 +91,10 @@ class Cache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def discard(self, name: Name, rtype: int) -> None:
+        """Forget the answer for ``name``/``rtype``, if any."""
+        self._entries.pop((name.key, rtype), None)
+
     def expire(self, now: float) -> int:
         """Drop the entries that have expired; return how many."""
         dead = [k for k, e in self._entries.items() if e.expires <= now]

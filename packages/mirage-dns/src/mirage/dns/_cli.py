@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._consts import type_from_text
@@ -32,11 +33,12 @@ async def _serve(args: argparse.Namespace) -> None:
     from .resolver import parse_servers
 
     targets = parse_servers(",".join(args.notify)) if args.notify else []
-    signers = _signers(args.dnssec_key, args.nsec3)
+    signers = _signers(args.dnssec_key, args.nsec3, args.opt_out, args.dnssec_publish)
     server = await serve(stack, args.zones, args.port, tsig_keys=keys, cache_size=cache_size,
                          signers=signers, journal=args.journal,
                          notify=_notify_all(args.zones, targets),
-                         host_udp=None if args.stack_udp else args.address)  # fmt: skip
+                         host_udp=None if args.stack_udp else args.address,
+                         nsid=args.nsid.encode() if args.nsid is not None else None)  # fmt: skip
     zones = ", ".join(str(z.origin) for z in server.authority.zones.values())
     tls = ""
     if args.tls_cert or args.tls_key:
@@ -64,7 +66,9 @@ def _notify_all(
     return {zone.origin: list(targets) for zone in load_zones(zone_files)}
 
 
-def _signers(key_files: list[str], nsec3: str | None) -> dict[Name, ZoneSigner]:
+def _signers(
+    key_files: list[str], nsec3: str | None, opt_out: bool = False, publish: Sequence[str] = ()
+) -> dict[Name, ZoneSigner]:
     from ._dnssec import SigningKey
     from ._rdata import NSEC3PARAM
     from ._signing import ZoneSigner
@@ -73,7 +77,7 @@ def _signers(key_files: list[str], nsec3: str | None) -> dict[Name, ZoneSigner]:
     if nsec3 is not None:
         salt, _, iterations = nsec3.partition(":")
         try:
-            param = NSEC3PARAM(1, 0, int(iterations or "0"),
+            param = NSEC3PARAM(1, int(opt_out), int(iterations or "0"),
                                b"" if salt in ("", "-") else bytes.fromhex(salt))  # fmt: skip
         except ValueError:
             raise ValueError(f"bad --nsec3 {nsec3!r} (SALT:ITERATIONS, salt in hex or -)") from None
@@ -81,7 +85,14 @@ def _signers(key_files: list[str], nsec3: str | None) -> dict[Name, ZoneSigner]:
     for path in key_files:
         owner, key = SigningKey.from_bind_files(path)
         by_zone.setdefault(owner, []).append(key)
-    return {owner: ZoneSigner(tuple(keys), param) for owner, keys in by_zone.items()}
+    published: dict[Name, list[SigningKey]] = {}
+    for path in publish:
+        owner, key = SigningKey.from_bind_files(path)
+        if owner not in by_zone:
+            raise ValueError(f"--dnssec-publish {path}: no --dnssec-key signs {owner}")
+        published.setdefault(owner, []).append(key)
+    return {owner: ZoneSigner(tuple(keys), param, publish=tuple(published.get(owner, ())))
+            for owner, keys in by_zone.items()}  # fmt: skip
 
 
 async def _query(args: argparse.Namespace) -> int:
@@ -194,6 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SALT:ITERATIONS",
         help="deny existence with NSEC3 (salt in hex or -) instead of NSEC",
     )
+    serve.add_argument(
+        "--dnssec-publish",
+        action="append",
+        default=[],
+        metavar="K<zone>+<alg>+<tag>.private",
+        help="publish the key in the DNSKEY RRset without signing (a key rollover)",
+    )
+    serve.add_argument("--opt-out", action="store_true",
+                       help="NSEC3 opt-out (RFC 5155): unsigned delegations left out")  # fmt: skip
+    serve.add_argument("--nsid", metavar="TEXT", help="the server identifier (RFC 5001)")
     serve.add_argument("--tls-cert", metavar="PEM", help="certificate chain for DNS over TLS")
     serve.add_argument("--tls-key", metavar="PEM", help="its private key")
     serve.add_argument("--tls-port", type=int, default=853, help="the DNS over TLS port")

@@ -23,10 +23,13 @@ from ._rdata import Rdata, Unknown, pull_rdata
 
 __all__ = [
     "EdnsOption", "Edns", "Question", "RR", "Message", "pull_message", "push_message",
-    "OPT_COOKIE", "OPT_EDE", "make_query", "make_response", "pull_query",
+    "OPT_COOKIE", "OPT_EDE", "OPT_NSID", "OPT_PADDING", "make_query", "make_response",
+    "pull_query",
 ]  # fmt: skip
 
+OPT_NSID = 3
 OPT_COOKIE = 10
+OPT_PADDING = 12
 OPT_EDE = 15
 
 _FLAG_NAMES = ("qr", "aa", "tc", "rd", "ra", "ad", "cd")
@@ -50,6 +53,9 @@ class Edns:
     dnssec_ok: bool = False
     z: int = 0
     options: tuple[EdnsOption, ...] = ()
+    padding: int = 0
+    """When encoding: pad the message to a multiple of this many octets with a
+    Padding option (RFC 7830; RFC 8467 block-length padding), 0 for none."""
 
     def option(self, code: int) -> bytes | None:
         for opt in self.options:
@@ -310,17 +316,23 @@ def _push_rr(buf: bytearray, rr: RR, comp: Compressor) -> None:
     buf[start + 8 : start + 10] = rdlen.to_bytes(2, "big")
 
 
-def _push_opt(buf: bytearray, edns: Edns, rcode: int) -> None:
+def _push_opt(buf: bytearray, edns: Edns, rcode: int, limit: int | None) -> None:
     ttl = ((rcode >> 4) & 0xFF) << 24 | (edns.version & 0xFF) << 16
     ttl |= (0x8000 if edns.dnssec_ok else 0) | (edns.z & 0x7FFF)
     body = b"".join(struct.pack("!HH", o.code, len(o.data)) + o.data for o in edns.options)
+    if edns.padding > 0:  # RFC 7830: a Padding option bringing the size to the block
+        total = len(buf) + 11 + len(body) + 4
+        size = -total % edns.padding
+        if limit is not None and total + size > limit:
+            size = max(0, limit - total)
+        body += struct.pack("!HH", OPT_PADDING, size) + bytes(size)
     buf += b"\x00" + _RR_FIXED.pack(RRType.OPT, edns.payload, ttl, len(body)) + body
 
 
 def _opt_size(edns: Edns | None) -> int:
     if edns is None:
         return 0
-    return 11 + sum(4 + len(o.data) for o in edns.options)
+    return 11 + sum(4 + len(o.data) for o in edns.options) + (4 if edns.padding > 0 else 0)
 
 
 def push_message(msg: Message, limit: int | None = None) -> bytes:
@@ -355,7 +367,7 @@ def push_message(msg: Message, limit: int | None = None) -> bytes:
             continue
         break
     if msg.edns is not None:
-        _push_opt(buf, msg.edns, msg.rcode)
+        _push_opt(buf, msg.edns, msg.rcode, limit)
         counts[3] += 1
     flags = msg.flags | (0x200 if tc else 0)
     _HEADER.pack_into(buf, 0, msg.id, flags, *counts)

@@ -107,18 +107,30 @@ class Name:
         return name
 
     @classmethod
-    def _from_plain(cls, text: str, origin: Name | None) -> Name:
+    def _from_plain(cls, text: str, origin: Name | None, origin_size: int = 0) -> Name:
+        """A name without escapes; ``origin_size``, when given, is the wire length of
+        ``origin`` (a parser saves computing it for every name)."""
         absolute = text.endswith(".")
-        parts = (text[:-1] if absolute else text).split(".")
-        if "" in parts:
+        body = text[:-1] if absolute else text
+        raw = body.encode("ascii")
+        labels = tuple(raw.split(b"."))
+        if b"" in labels:
             raise NameError_(f"empty label in {text!r}")
-        labels = [p.encode("ascii") for p in parts]
+        key = tuple(raw.lower().split(b".")) if body.lower() != body else labels
+        size = len(raw) + 2  # the wire length of the labels written out
         if not absolute:
             if origin is None:
                 raise NameError_(f"relative name {text!r} without an origin")
-            labels.extend(origin.labels)
-        name = cls(tuple(labels))
-        name.check()
+            labels += origin.labels
+            key += origin.key
+            size += (origin_size or origin.wire_length()) - 1
+        if len(raw) > MAX_LABEL and max(map(len, labels)) > MAX_LABEL:
+            raise NameError_(f"label longer than {MAX_LABEL} octets")
+        if size > MAX_NAME:
+            raise NameError_(f"name longer than {MAX_NAME} octets")
+        name = object.__new__(cls)
+        object.__setattr__(name, "labels", labels)
+        object.__setattr__(name, "key", key)
         return name
 
     def check(self) -> None:

@@ -477,8 +477,15 @@ class Recursion:
         sigs = [rr for rr in fetched.answer if isinstance(rr.rdata, RRSIG) and rr.name == zone]
         if not dnskeys:
             raise DnssecError(f"no DNSKEY for {zone}", EDE_DNSKEY_MISSING)
-        keys = trusted_keys(dnskeys, sigs, self._epoch(), ds=ds, anchors=anchor_keys)
+        try:
+            keys = trusted_keys(dnskeys, sigs, self._epoch(), ds=ds, anchors=anchor_keys)
+        except DnssecError:
+            # fetched for the chain without validation: never an answer of its own
+            self.cache.discard(zone, RRType.DNSKEY)
+            raise
         store[zone.key] = (keys, self._now + min(rr.ttl for rr in dnskeys))
+        # the RRset is now validated: a query for it gets it as secure (AD)
+        self.cache.put(replace(fetched, ad=True), self._now)
         return keys
 
     def _step(

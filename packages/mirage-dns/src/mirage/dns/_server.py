@@ -29,12 +29,15 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from ._answers import AnswerTable, wire_of
 from ._consts import Class, Opcode, Rcode, RRType
 from ._errors import DnsDecodeError
 from ._journal import Delta, Journal, diff
 from ._message import (
     OPT_COOKIE,
     OPT_EDE,
+    OPT_NSID,
+    OPT_PADDING,
     RR,
     Edns,
     EdnsOption,
@@ -59,6 +62,8 @@ TCP_LIMIT = 65535
 AXFR_CHUNK = 16384
 CACHE_SIZE = 20000
 MAX_CHANGES = 1000
+_OPT = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + bytes(6)
+_OPT_DO = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x80\x00\x00\x00"
 
 
 def bump_serial(zone: Zone) -> Zone:
@@ -82,8 +87,16 @@ class Authority:
         cache_size: int = CACHE_SIZE,
         signers: Mapping[Name, ZoneSigner] | None = None,
         now: float | None = None,
+        answer_table: bool = True,
+        nsid: bytes | None = None,
     ) -> None:
+        """``answer_table``: answer the common queries from the zones' precompiled
+        answers (:mod:`._answers`); off, every query takes the general path."""
         self.cache_size = cache_size
+        self.answer_table = answer_table
+        self.nsid = nsid
+        """This server's identifier, given to queries asking for it (RFC 5001)."""
+        self._tables: dict[bytes, AnswerTable] = {}
         self.signers = {name.key: signer for name, signer in (signers or {}).items()}
         """Zones signed by the server (RFC 4035): at load, after UPDATEs, when due."""
         self._signed_at = time.time() if now is None else now
@@ -92,13 +105,13 @@ class Authority:
         self.changes: list[Delta] = []
         """Zone changes (UPDATEs, re-signing, replacements) for a driver to drain:
         it persists them and sends NOTIFYs."""
-        self.zones = {}
+        self.zones: dict[tuple[bytes, ...], Zone] = {}
         for zone in zones:
             signer = self.signers.get(zone.origin.key)
-            self.zones[zone.origin.key] = signer.sign(zone, self._signed_at) if signer else zone
+            self._install(signer.sign(zone, self._signed_at) if signer else zone)
         self.tsig_keys = {key.name.key: key for key in tsig_keys}
         self._secret = cookie_secret or os.urandom(16)
-        self._cache: dict[tuple[bytes, bool], bytes] = {}
+        self._cache: dict[tuple[bytes, int], bytes] = {}
         self.notifications: list[tuple[Name, str]] = []
         """NOTIFYs received for our zones, (origin, client), for a driver to drain."""
 
@@ -111,13 +124,25 @@ class Authority:
         return None
 
     def handle(
-        self, data: bytes, *, tcp: bool = False, client: str = "", now: float = 0.0
+        self,
+        data: bytes,
+        *,
+        tcp: bool = False,
+        client: str = "",
+        now: float = 0.0,
+        encrypted: bool = False,
     ) -> list[bytes]:
+        """The responses to ``data``. ``encrypted``: it came over TLS, where answers
+        to padded queries are padded to blocks of 468 octets (RFC 7830, RFC 8467)."""
         if len(data) < 12 or data[2] & 0x80:
             return []  # no header, or a response: drop (never answer an answer)
         if self.signers and any(s.due(self._signed_at, now) for s in self.signers.values()):
             self.resign(now)
-        cache_key = (data[2:], tcp)
+        if self.answer_table:
+            fast = self._fast(data, tcp)
+            if fast is not None:
+                return [fast]
+        cache_key = (data[2:], tcp + 2 * encrypted)
         cached = self._cache.get(cache_key)
         if cached is not None:
             return [data[:2] + cached]
@@ -131,12 +156,79 @@ class Authority:
             return self._signed(data, query, tcp, client, now)
         if query.opcode == Opcode.UPDATE:  # only signed updates are accepted
             return [self._simple(query, Rcode.REFUSED, None)]
-        responses, cacheable = self._answer(query, tcp, client, now)
+        responses, cacheable = self._answer(query, tcp, client, now, encrypted)
         if cacheable and len(responses) == 1 and self.cache_size > 0:
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()
             self._cache[cache_key] = responses[0][2:]
         return responses
+
+    def _fast(self, data: bytes, tcp: bool) -> bytes | None:
+        """The answer to a common query from the zone's precompiled answers, or None
+        (then the general path answers, with the same bytes for these queries)."""
+        # opcode QUERY, one question, no answer or authority, at most one additional
+        if data[2] & 0x78 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or data[10]:
+            return None
+        ar = data[11]
+        end = data.find(0, 12)
+        if ar > 1 or end < 0 or end > 266:
+            return None
+        qend = end + 5
+        n = len(data)
+        if ar:  # an OPT without options, version 0, owned by the root
+            if (
+                n != qend + 11
+                or data[qend : qend + 3] != b"\x00\x00\x29"
+                or data[qend + 5]
+                or data[qend + 6]
+                or data[qend + 9]
+                or data[qend + 10]
+            ):
+                return None
+            dnssec_ok = data[qend + 7] & 0x80
+            limit = TCP_LIMIT if tcp else max(512, data[qend + 3] << 8 | data[qend + 4])
+        elif n != qend:
+            return None
+        else:
+            dnssec_ok = 0
+            limit = TCP_LIMIT if tcp else 512
+        if data[end + 3] or data[end + 4] not in (1, 255):  # class IN or ANY
+            return None
+        qwire = data[12 : end + 1].lower()
+        tables = self._tables
+        table = None
+        pos = 0
+        last = end - 12
+        while True:  # the closest zone, checking that the name is well formed
+            if table is None:
+                table = tables.get(qwire[pos:])
+            length = qwire[pos]
+            if length == 0:
+                break
+            if length > 63:
+                return None
+            pos += 1 + length
+            if pos > last:
+                return None
+        if pos != last or table is None or table.zone is not self.zones.get(table.key):
+            return None
+        entry = table.entry(qwire, data[end + 1] << 8 | data[end + 2], bool(dnssec_ok))
+        if entry is None:
+            return None
+        flags, counts, counts_opt, body = entry
+        if qend + len(body) + (11 if ar else 0) > limit:
+            return None  # truncation: the general path
+        rd, cd = data[2] & 0x01, data[3] & 0x10
+        head = data[:2] + bytes(((flags >> 8) | rd, (flags & 0xFF) | cd))
+        if ar:
+            opt = _OPT_DO if dnssec_ok else _OPT
+            return head + b"\x00\x01" + counts_opt + data[12:qend] + body + opt
+        return head + b"\x00\x01" + counts + data[12:qend] + body
+
+    def _install(self, zone: Zone) -> None:
+        """Serve ``zone`` with a new (empty) answer table."""
+        self.zones[zone.origin.key] = zone
+        self._tables[wire_of(zone.origin.key)] = AnswerTable(zone)
 
     def _signed(
         self, data: bytes, query: Message, tcp: bool, client: str, now: float
@@ -184,7 +276,7 @@ class Authority:
         return ident.to_bytes(2, "big") + flags.to_bytes(2, "big") + bytes(8)
 
     def _answer(
-        self, query: Message, tcp: bool, client: str, now: float
+        self, query: Message, tcp: bool, client: str, now: float, encrypted: bool = False
     ) -> tuple[list[bytes], bool]:
         edns = query.edns
         limit = TCP_LIMIT if tcp else 512
@@ -204,7 +296,12 @@ class Authority:
                         OPT_COOKIE, raw_cookie[:8] + self._cookie(raw_cookie[:8], client, now)
                     ),
                 )
-            reply_edns = Edns(payload=OUR_PAYLOAD, dnssec_ok=edns.dnssec_ok, options=options)
+            if self.nsid is not None and edns.option(OPT_NSID) is not None:
+                options += (EdnsOption(OPT_NSID, self.nsid),)  # RFC 5001
+            # RFC 8467 4.1: block-length padding of answers to padded queries over TLS
+            padding = 468 if encrypted and edns.option(OPT_PADDING) is not None else 0
+            reply_edns = Edns(payload=OUR_PAYLOAD, dnssec_ok=edns.dnssec_ok, options=options,
+                              padding=padding)  # fmt: skip
             if edns.version > 0:
                 return [self._simple(query, Rcode.BADVERS, reply_edns)], cacheable
         if query.opcode == Opcode.NOTIFY:
@@ -257,6 +354,15 @@ class Authority:
         self.notifications.append((origin, client))
         return push_message(make_response(query, aa=True, edns=edns))
 
+    def set_signer(self, origin: Name, signer: ZoneSigner, now: float) -> None:
+        """Sign the zone ``origin`` with ``signer`` from now on (a step of a key
+        rollover): it is signed again at once, with a new serial."""
+        zone = self.zones.get(origin.key)
+        if zone is None:
+            raise KeyError(f"no zone {origin}")
+        self.signers[origin.key] = signer
+        self.replace_zone(signer.sign(bump_serial(zone), now))
+
     def resign(self, now: float) -> None:
         """Sign the zones that have signers again, with signatures valid from ``now``
         (and a new serial, so that secondaries transfer the new signatures)."""
@@ -270,7 +376,7 @@ class Authority:
         """Serve ``zone`` instead of the zone with its origin (a secondary's refresh,
         an UPDATE); the change goes to the zone's journal and to :attr:`changes`."""
         old = self.zones.get(zone.origin.key)
-        self.zones[zone.origin.key] = zone
+        self._install(zone)
         self._cache.clear()
         if old is not None and old is not zone:
             delta = diff(old, zone)

@@ -1,7 +1,8 @@
 """Signing served zones, and the DNSSEC parts of authoritative answers (RFC 4035 3.1).
 
 :func:`sign_zone` signs a zone with :class:`~mirage.dns._dnssec.SigningKey` s: it adds
-the DNSKEY RRset, an NSEC chain (or an NSEC3 chain, RFC 5155, without opt-out) and an
+the DNSKEY RRset, an NSEC chain (or an NSEC3 chain, RFC 5155, with opt-out when the
+parameters' flags ask for it: unsigned delegations left out) and an
 RRSIG over every authoritative RRset (the DNSKEY RRset by the keys with the SEP flag,
 the rest by the others; by all keys when one kind is missing). The server does this
 when it loads a zone and again after every UPDATE, so answers carry fresh signatures
@@ -43,8 +44,13 @@ def sign_zone(
     now: int,
     validity: int = 14 * DAY,
     nsec3: NSEC3PARAM | None = None,
+    publish: Sequence[SigningKey] = (),
 ) -> Zone:
-    """A copy of ``zone`` signed with ``keys`` (valid from an hour before ``now``)."""
+    """A copy of ``zone`` signed with ``keys`` (valid from an hour before ``now``).
+
+    ``publish``: keys put in the DNSKEY RRset without signing with them (a key being
+    introduced or retired in a pre-publish rollover, RFC 6781 4.1.1.1).
+    """
     from ._zone import Zone
 
     if not keys:
@@ -55,7 +61,8 @@ def sign_zone(
     neg_ttl = min(soa.ttl, soa.rdata.minimum)
     records = [rr for rr in zone.records() if rr.rtype not in _DNSSEC_TYPES
                and not (rr.rtype == RRType.DNSKEY and rr.name == origin)]  # fmt: skip
-    records += [RR(origin, RRType.DNSKEY, soa.rclass, soa.ttl, k.dnskey) for k in keys]
+    published = list(keys) + [k for k in publish if k.dnskey not in {s.dnskey for s in keys}]
+    records += [RR(origin, RRType.DNSKEY, soa.rclass, soa.ttl, k.dnskey) for k in published]
     ksks = [k for k in keys if k.dnskey.flags & SEP] or list(keys)
     zsks = [k for k in keys if not k.dnskey.flags & SEP] or list(keys)
     # what is authoritative: not below a zone cut (glue is not signed)
@@ -109,10 +116,13 @@ def _nsec3_chain(
 ) -> list[RR]:
     names: dict[Key, set[int]] = {}
     n = len(origin.key)
+    opt_out = bool(param.flags & 1)
     for key, by_type in sets.items():
         types = set(by_type)
         if types & {RRType.NS} and key != origin.key and RRType.DS not in types:
-            pass  # an unsigned delegation: NS only, no RRSIG
+            if opt_out:
+                continue  # RFC 5155 6: an unsigned delegation left out of the chain
+            # an unsigned delegation: NS only, no RRSIG
         elif types:
             types.add(RRType.RRSIG)
         names.setdefault(key, set()).update(types)
@@ -123,28 +133,36 @@ def _nsec3_chain(
         (nsec3_hash(Name(key), param.salt, param.iterations), types) for key, types in names.items()
     )
     out = []
+    flags = 1 if opt_out else 0
     for i, (digest, types) in enumerate(hashed):
         nxt = hashed[(i + 1) % len(hashed)][0]
         owner = Name((_b32(digest), *origin.labels))
-        data = NSEC3(param.algorithm, 0, param.iterations, param.salt, nxt, tuple(sorted(types)))
+        data = NSEC3(param.algorithm, flags, param.iterations, param.salt, nxt,
+                     tuple(sorted(types)))  # fmt: skip
         out.append(RR(owner, RRType.NSEC3, rclass, ttl, data))
     return out
 
 
 @dataclass(frozen=True)
 class ZoneSigner:
-    """How a server signs one of its zones: keys, NSEC3 or NSEC, signature lifetime.
+    """How a server signs one of its zones: keys, NSEC3 or NSEC, signature lifetime,
+    and keys published without signing.
 
     The server signs at load, after each UPDATE, and again once half the validity
-    has passed (:meth:`due`).
+    has passed (:meth:`due`). A pre-publish ZSK rollover (RFC 6781 4.1.1.1) is three
+    :meth:`Authority.set_signer` calls: the new ZSK published; signing with it, the
+    old one still published; the old one removed.
     """
 
     keys: tuple[SigningKey, ...]
     nsec3: NSEC3PARAM | None = None
     validity: int = 14 * DAY
+    publish: tuple[SigningKey, ...] = ()
+    """Keys in the DNSKEY RRset that do not sign (pre-published or retiring)."""
 
     def sign(self, zone: Zone, now: float) -> Zone:
-        return sign_zone(zone, self.keys, now=int(now), validity=self.validity, nsec3=self.nsec3)
+        return sign_zone(zone, self.keys, now=int(now), validity=self.validity, nsec3=self.nsec3,
+                         publish=self.publish)  # fmt: skip
 
     def due(self, signed_at: float, now: float) -> bool:
         return now - signed_at >= self.validity / 2
@@ -296,13 +314,13 @@ def _denial(zone: Zone, qname: Name, kind: str) -> list[RR]:
         if matched:
             return match
         source = _wildcard_source(zone, qname)
-        encloser = _closest_encloser(zone, qname)
+        encloser = _provable_encloser(zone, index, qname)
         out = _nsec3_for(zone, index, encloser)[0]
         out += _nsec3_for(zone, index, _next_closer(qname, encloser))[0]
         if source is not None:
             out += _nsec3_for(zone, index, source)[0]
         return _dedupe(out)
-    encloser = _closest_encloser(zone, qname)
+    encloser = _provable_encloser(zone, index, qname)
     next_closer = _next_closer(qname, encloser)
     if kind == "wildcard":
         return _nsec3_for(zone, index, next_closer)[0]
@@ -310,6 +328,22 @@ def _denial(zone: Zone, qname: Name, kind: str) -> list[RR]:
     out += _nsec3_for(zone, index, next_closer)[0]
     out += _nsec3_for(zone, index, Name((b"*", *encloser.key)))[0]
     return _dedupe(out)
+
+
+def _provable_encloser(zone: Zone, index: _Index, qname: Name) -> Name:
+    """The closest encloser of ``qname`` that has an NSEC3 (RFC 5155 7.2.1): with
+    opt-out, names that exist only for unsigned delegations have none."""
+    encloser = _closest_encloser(zone, qname)
+    if index.param is None or not index.param.flags & 1:
+        return encloser
+    chain = index.nsec3
+    while encloser != zone.origin and encloser.labels:
+        digest = nsec3_hash(encloser, index.param.salt, index.param.iterations)
+        i = bisect.bisect_left(chain, (digest,))
+        if i < len(chain) and chain[i][0] == digest:
+            return encloser
+        encloser = encloser.parent()
+    return encloser
 
 
 def _next_closer(qname: Name, encloser: Name) -> Name:

@@ -43,14 +43,30 @@ class Zone:
         self.rrsets = rrsets
         apex = rrsets.get(origin.key, {})
         self.soa = apex[RRType.SOA][0]
-        self.exists: set[Key] = set()
+        exists: set[Key] = set()
+        dnames: set[Key] = set()
+        cuts: set[Key] = set()
         n = len(origin.key)
-        for key in rrsets:
-            for i in range(len(key) - n + 1):
-                self.exists.add(key[i:])
+        apex_key = origin.key
+        ns, dname = int(RRType.NS), int(RRType.DNAME)
+        for key, sets in rrsets.items():
+            if key in exists:
+                pass
+            else:
+                exists.add(key)
+                for i in range(1, len(key) - n + 1):  # ancestors, up to one already seen
+                    above = key[i:]
+                    if above in exists:
+                        break
+                    exists.add(above)
+            if ns in sets and key != apex_key:
+                cuts.add(key)
+            if dname in sets:
+                dnames.add(key)
+        self.exists = exists
         self.signed = RRType.RRSIG in apex
-        self.dnames = {key for key, sets in rrsets.items() if RRType.DNAME in sets}
-        self.cuts = {key for key, sets in rrsets.items() if RRType.NS in sets and key != origin.key}
+        self.dnames = dnames
+        self.cuts = cuts
 
     @classmethod
     def from_records(
@@ -74,27 +90,46 @@ class Zone:
             origin = soas[0].name
         if soas[0].name != origin:
             raise ZoneError(source, 0, f"SOA owner {soas[0].name} is not the origin {origin}")
-        grouped: dict[Key, dict[int, list[RR]]] = {}
+        # RRsets are tuples from the start; the few with more than one record grow
+        # as lists (``growing``) and become tuples at the end
+        grouped: dict[Key, dict[int, tuple[RR, ...]]] = {}
+        growing: dict[tuple[Key, int], list[RR]] = {}
+        okey = origin.key
+        n = len(okey)
         for rr in records:
-            if not rr.name.is_subdomain(origin):
+            key = rr.name.key
+            if n and key[-n:] != okey:
                 raise ZoneError(source, 0, f"{rr.name} is outside the zone {origin}")
-            rrset = grouped.setdefault(rr.name.key, {}).setdefault(rr.rtype, [])
+            sets = grouped.get(key)
+            if sets is None:
+                grouped[key] = {rr.rtype: (rr,)}
+                continue
+            first = sets.get(rr.rtype)
+            if first is None:
+                sets[rr.rtype] = (rr,)
+                continue
+            rrset = growing.get((key, rr.rtype))
+            if rrset is None:
+                rrset = growing[(key, rr.rtype)] = list(first)
             record = rr
-            if rrset and rrset[0].ttl != rr.ttl:  # one TTL per RRset (RFC 2181 5.2)
+            if rrset[0].ttl != rr.ttl:  # one TTL per RRset (RFC 2181 5.2)
                 record = RR(rr.name, rr.rtype, rr.rclass, rrset[0].ttl, rr.rdata)
-            if not rrset or all(x.rdata != record.rdata for x in rrset):
+            if all(x.rdata != record.rdata for x in rrset):
                 rrset.append(record)
+        for (key, rtype), rrset in growing.items():
+            grouped[key][rtype] = tuple(rrset)
         if RRType.NS not in grouped.get(origin.key, {}):
             raise ZoneError(source, 0, f"no NS records at the apex {origin}")
+        cname, allowed = int(RRType.CNAME), {RRType.CNAME, RRType.RRSIG, RRType.NSEC}
         for sets in grouped.values():
-            if RRType.CNAME in sets:
-                others = set(sets) - {RRType.CNAME, RRType.RRSIG, RRType.NSEC}
+            if cname in sets:
+                others = set(sets) - allowed
                 name = sets[RRType.CNAME][0].name
                 if others:
                     raise ZoneError(source, 0, f"{name} has a CNAME and other data")
                 if len(sets[RRType.CNAME]) > 1:
                     raise ZoneError(source, 0, f"{name} has more than one CNAME")
-        frozen = {k: {t: tuple(v) for t, v in s.items()} for k, s in grouped.items()}
+        frozen = grouped
         zone = cls(origin, frozen)
         for cut in zone.cuts:
             for rr in zone.rrsets[cut][RRType.NS]:

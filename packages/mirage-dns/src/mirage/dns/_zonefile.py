@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ._errors import ZoneError
 from ._fields import Token, parse_ttl
 from ._message import RR
 from ._name import Name, NameError_
-from ._rdata import SOA, rdata_from_text
+from ._rdata import AAAA, CNAME, MX, NS, PTR, SOA, A, Rdata, rdata_from_text
 
 __all__ = ["parse_zone", "read_zone", "zone_to_text"]
 
@@ -34,10 +35,14 @@ class _Line:
     tokens: list[Token]
 
 
+_Simple = tuple[int, bool, list[str]]
+"""A line without quotes, parentheses, comments or escapes: number, blank owner, words."""
+
+
 _SPECIAL = frozenset('"();\\')
 
 
-def _lex(text: str, filename: str) -> Iterator[_Line]:
+def _lex(text: str, filename: str) -> Iterator[_Line | _Simple]:
     """Split ``text`` into logical lines (parentheses joined) of tokens.
 
     Lines without quotes, parentheses, comments or escapes (most lines of a large
@@ -48,9 +53,9 @@ def _lex(text: str, filename: str) -> Iterator[_Line]:
     first = 1
     for number, line in enumerate(text.split("\n"), start=1):
         if not pending and _SPECIAL.isdisjoint(line):
-            tokens = line.split()
-            if tokens:
-                yield _Line(number, line[0] in " \t", [(t, False) for t in tokens])
+            words = line.split()
+            if words:
+                yield (number, line[0] in " \t", words)
             continue
         if not pending:
             first = number
@@ -173,6 +178,52 @@ def _lex_slow(text: str, filename: str, first_line: int = 1) -> Iterator[_Line]:
 _TTL_RE = re.compile(r"\d+|(?:\d+[smhdwSMHDW])+")
 
 
+def _plain_name(text: str, origin: Name | None) -> Name | None:
+    if text[0] == "@" or "\\" in text or not text.isascii() or text == ".":
+        return None
+    return Name._from_plain(text, origin)
+
+
+def _address(family: int, text: str) -> str:
+    return socket.inet_ntop(family, socket.inet_pton(family, text))
+
+
+def _fast_a(args: list[str], origin: Name | None) -> Rdata | None:
+    return A(_address(socket.AF_INET, args[0])) if len(args) == 1 else None
+
+
+def _fast_aaaa(args: list[str], origin: Name | None) -> Rdata | None:
+    return AAAA(_address(socket.AF_INET6, args[0])) if len(args) == 1 else None
+
+
+def _fast_target(cls: type[NS | CNAME | PTR]) -> Callable[[list[str], Name | None], Rdata | None]:
+    def parse(args: list[str], origin: Name | None) -> Rdata | None:
+        if len(args) != 1:
+            return None
+        target = _plain_name(args[0], origin)
+        return None if target is None else cls(target)
+
+    return parse
+
+
+def _fast_mx(args: list[str], origin: Name | None) -> Rdata | None:
+    if len(args) != 2 or not args[0].isdigit() or not args[0].isascii():
+        return None
+    preference = int(args[0])
+    target = _plain_name(args[1], origin)
+    return None if target is None or preference > 0xFFFF else MX(preference, target)
+
+
+_FAST_RDATA: dict[int, Callable[[list[str], Name | None], Rdata | None]] = {
+    RRType.A: _fast_a, RRType.AAAA: _fast_aaaa, RRType.NS: _fast_target(NS),
+    RRType.CNAME: _fast_target(CNAME), RRType.PTR: _fast_target(PTR), RRType.MX: _fast_mx,
+}  # fmt: skip
+_FAST_TYPES = {
+    spelling: int(rtype) for rtype in _FAST_RDATA
+    for spelling in (RRType(rtype).name, RRType(rtype).name.lower())
+}  # fmt: skip
+
+
 def _is_class(text: str) -> bool:
     if text in ("IN", "in"):
         return True
@@ -191,15 +242,92 @@ class _Parser:
         self.owner: Name | None = None
         self.depth = depth
         self.records: list[RR] = []
+        self._sized: Name | None = None
+        self._size = 0
 
     def run(self, text: str, filename: str, base: Path | None) -> None:
-        for logical in _lex(text, filename):
+        fast = self._fast
+        for item in _lex(text, filename):
+            if isinstance(item, tuple):
+                number, blank, words = item
+                if fast(words, blank):
+                    continue
+                logical = _Line(number, blank, [(word, False) for word in words])
+            else:
+                logical = item
             try:
                 self._line(logical, filename, base)
             except ZoneError:
                 raise
             except (ValueError, NameError_) as exc:
                 raise ZoneError(filename, logical.number, str(exc)) from None
+
+    def _origin_size(self) -> int:
+        origin = self.origin
+        if origin is None:
+            return 0
+        if self._sized is not origin:
+            self._sized, self._size = origin, origin.wire_length()
+        return self._size
+
+    def _fast(self, words: list[str], blank: bool) -> bool:
+        """Parse the commonest records (``[owner] [ttl] [IN] TYPE data`` of A, AAAA,
+        NS, CNAME, PTR and MX, plain names) without the general machinery; False for
+        anything else, and for anything wrong (the general path then says what)."""
+        origin = self.origin
+        if blank:
+            owner = self.owner
+            if owner is None:
+                return False
+            i = 0
+        else:
+            word = words[0]
+            if word[0] in "$@" or "\\" in word or not word.isascii() or word == ".":
+                return False
+            try:
+                owner = Name._from_plain(word, origin, self._origin_size())
+            except NameError_:
+                return False
+            i = 1
+        n = len(words)
+        ttl: int | None = None
+        rtype: int | None = None
+        seen_class = False
+        while i < n:
+            word = words[i]
+            i += 1
+            rtype = _FAST_TYPES.get(word)
+            if rtype is not None:
+                break
+            if ttl is None and word.isdigit() and word.isascii():
+                ttl = int(word)
+                if ttl > 0xFFFFFFFF:
+                    return False
+            elif word in ("IN", "in") and not seen_class:
+                seen_class = True
+            else:
+                return False
+        if rtype is None:
+            return False
+        args = words[i:]
+        try:
+            rdata = _FAST_RDATA[rtype](args, origin)
+        except (ValueError, OSError, NameError_, IndexError):
+            return False
+        if rdata is None:
+            return False
+        if ttl is None:
+            if self.ttl is not None:
+                ttl = self.ttl
+            elif self.last_ttl is not None:
+                ttl = self.last_ttl
+            else:
+                return False
+        else:
+            self.last_ttl = ttl
+        self.owner = owner
+        self.records.append(RR(owner, rtype, Class.IN, ttl, rdata))
+        return True
 
     def _name(self, text: str) -> Name:
         return Name.from_text(text, self.origin)

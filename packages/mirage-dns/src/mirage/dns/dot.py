@@ -51,7 +51,7 @@ async def listen_tls(server: DnsServer, config: TlsConfig, port: int = DOT_PORT)
             with contextlib.suppress(Exception):
                 await flow.close()
             return
-        await server._connection(tls)
+        await server._connection(tls, encrypted=True)
 
     await server.stack.tcp.listen(port, connection)
 

@@ -94,6 +94,7 @@ class DnsServer:
         self.journal_files = {name.key: path for name, path in (journal_files or {}).items()}
         self.host_udp = host_udp
         self._sock: socket.socket | None = None
+        self._view = memoryview(bytearray(65536))
         self._outbox: deque[tuple[str, int, bytes]] = deque()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -116,20 +117,26 @@ class DnsServer:
         sock = self._sock
         assert sock is not None
         handle = self.authority.handle
+        receive = sock.recvfrom_into
+        send = sock.sendto
+        view = self._view
+        notifier = self.notifier
+        now = time.time()  # one clock reading per batch
         for _ in range(HOST_BATCH):
             try:
-                data, addr = sock.recvfrom(65535)
+                size, addr = receive(view)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # an ICMP error reported on the socket
                 log.debug("UDP receive: %s", exc)
                 continue
-            if self.notifier is not None and len(data) > 2 and data[2] & 0x80:
-                self.notifier.receive(data, (addr[0], addr[1]))
+            data = view[:size].tobytes()
+            if notifier is not None and size > 2 and data[2] & 0x80:
+                notifier.receive(data, (addr[0], addr[1]))
                 continue
-            for reply in handle(data, tcp=False, client=addr[0], now=time.time()):
+            for reply in handle(data, tcp=False, client=addr[0], now=now):
                 try:
-                    sock.sendto(reply, addr)
+                    send(reply, addr)
                 except OSError as exc:  # a full buffer: UDP may drop, the client retries
                     log.debug("UDP answer to %s not sent: %s", addr, exc)
             if self.authority.changes:
@@ -208,7 +215,7 @@ class DnsServer:
                     except OSError as exc:
                         log.debug("NOTIFY to %s:%d not sent: %s", dst, dst_port, exc)
 
-    async def _connection(self, flow: Flow) -> None:
+    async def _connection(self, flow: Flow, encrypted: bool = False) -> None:
         buf = bytearray()
         client = ""
         peer = getattr(flow, "peer", None)
@@ -231,7 +238,9 @@ class DnsServer:
                         break
                     query = bytes(buf[2 : 2 + length])
                     del buf[: 2 + length]
-                    replies = self.authority.handle(query, tcp=True, client=client, now=time.time())
+                    replies = self.authority.handle(
+                        query, tcp=True, client=client, now=time.time(), encrypted=encrypted
+                    )
                     if self.authority.changes:
                         self._drain()
                     if replies:
@@ -254,6 +263,7 @@ async def serve(
     notify: Mapping[Name, Sequence[tuple[str, int]]] | None = None,
     journal: bool = False,
     host_udp: str | None = None,
+    nsid: bytes | None = None,
 ) -> DnsServer:
     """Load the zone files and start answering on ``port``; returns the server.
 
@@ -274,7 +284,8 @@ async def serve(
             journals[zone.origin] = jnl
             if jnl.exists():
                 zones[index], histories[zone.origin] = replay(zone, jnl)
-    authority = Authority(zones, tsig_keys=tsig_keys, cache_size=cache_size, signers=signers)
+    authority = Authority(zones, tsig_keys=tsig_keys, cache_size=cache_size, signers=signers,
+                          nsid=nsid)  # fmt: skip
     for origin, deltas in histories.items():
         if origin.key not in authority.signers:
             authority.journals[origin.key] = Journal(deltas)

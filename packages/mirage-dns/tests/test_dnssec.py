@@ -1,4 +1,4 @@
-"""DNSSEC: validating zones signed by dnssec-signzone, our signing checked by
+"""DNSSEC: validating zones signed by dnssec-signzone and ldns-signzone, our signing checked by
 dnssec-verify, and denial-of-existence proofs from NSD and from our server."""
 
 from __future__ import annotations
@@ -147,6 +147,43 @@ def test_every_rrset_of_a_signed_zone_validates(signed: Signed) -> None:
         assert sig.signer == ORIGIN
         count += 1
     assert count >= 15
+
+
+@pytest.mark.parametrize(("alg", "nsec3"), [(13, False), (15, True), (8, True)],
+                         ids=["ecdsa-nsec", "ed25519-nsec3", "rsa-nsec3"])  # fmt: skip
+def test_zone_signed_by_ldns_signzone_validates(alg: int, nsec3: bool, tmp_path: Path) -> None:
+    # A second, independent signer (ldns) besides BIND's dnssec-signzone.
+    keygen = need("ldns-keygen", "ldnsutils")
+    signzone = need("ldns-signzone", "ldnsutils")
+    (tmp_path / "example.org.zone").write_text(ZONE_TEXT)
+    bases = []
+    for extra in (["-k"], []):  # a KSK, then a ZSK
+        size = ["-b", "2048"] if alg == 8 else []
+        out = subprocess.run(
+            [keygen, "-a", ALGORITHMS[alg], *size, *extra, "example.org"],
+            cwd=tmp_path, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        bases.append(out.stdout.strip())
+    argv = [signzone, "-o", "example.org", "-f", "signed.zone"]
+    if nsec3:
+        argv += ["-n", "-s", "beef", "-t", "1"]
+    subprocess.run([*argv, "example.org.zone", *bases], cwd=tmp_path, check=True,
+                   capture_output=True)  # fmt: skip
+    ds = parse_zone("$TTL 3600\n" + (tmp_path / f"{bases[0]}.ds").read_text(), ORIGIN)
+    records = read_zone(tmp_path / "signed.zone")
+    now = int(time.time())
+    keys = zone_keys(records, ds, now)
+    count = 0
+    for (name, rtype), (rrs, sigs) in rrsets(records).items():
+        if not rrs:
+            continue
+        if not sigs:  # only delegations and glue are unsigned
+            assert rtype in (RRType.NS, RRType.A) and name != ORIGIN
+            continue
+        assert verify_rrset(rrs, sigs, keys, now).signer == ORIGIN
+        count += 1
+    assert count >= 15
+    assert any(isinstance(rr.rdata, NSEC3) for rr in records) == nsec3
 
 
 def test_tampering_and_time_are_caught(signed: Signed) -> None:

@@ -8,6 +8,7 @@ and the package falls back to pure Python at import time.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -37,7 +38,11 @@ def build() -> Path | None:
             print(f"checksum accelerator not built ({exc}): pure Python", file=sys.stderr)
             return None
         target = PACKAGE / built.name
-        shutil.copyfile(built, target)
+        # Copy beside it, then rename over it: a process that has the old module
+        # loaded keeps its (unlinked) file, where overwriting in place would crash it.
+        partial = target.with_name(target.name + ".tmp")
+        shutil.copyfile(built, partial)
+        os.replace(partial, target)
         return target
 
 

@@ -28,7 +28,7 @@ def test_registers_the_direct_stack() -> None:
     impl = reg.impls["direct_stack"].value
     assert impl.provides == "stack"
     assert impl.needs == {"network": "network"}
-    assert [a.dest for a in impl.runtime_args] == ["ipv4", "ipv4_gateway", "dhcp", "ipv6"]
+    assert [a.dest for a in impl.runtime_args] == ["ipv4", "ipv4_gateway", "dhcp", "ipv6", "dhcp6"]
     assert impl.factory == "mirage.tcpip.stack:DirectStack"
     module, _, name = impl.factory.partition(":")
     assert callable(getattr(getattr(importlib.import_module(module), name), "connect", None))

@@ -188,7 +188,9 @@ def test_rto_backoff_and_give_up() -> None:
 
 
 def test_rtt_estimate() -> None:
-    c = established()
+    c = established(
+        TcpConfig(mss=1460, timestamps=False, sack=False, window_scaling=False, rto_min=1.0)
+    )
     c.send(b"x" * 100, 1.0)
     c.take_segments()
     c.receive(seg(ACK, PEER_ISS + 1, ISS + 101), 1.3)

@@ -27,9 +27,10 @@ IMPLS = (
                 "dhcp", "bool", False, "lease the IPv4 address by DHCP (--ipv4 dhcp does too)"
             ),
             RuntimeArg("ipv6", "bool", False, "IPv6 too: link-local address and SLAAC"),
+            RuntimeArg("dhcp6", "bool", False, "with --ipv6: lease an IPv6 address by DHCPv6"),
         ),
         requires=REQUIRES,
-        doc="our own TCP/IP stack (Ethernet, ARP, IPv4, ICMP, UDP, TCP, DHCP) over a network",
+        doc="our own TCP/IP stack (Ethernet, ARP, IPv4, IPv6, ICMP, UDP, TCP, DHCP) over a network",
     ),
 )
 

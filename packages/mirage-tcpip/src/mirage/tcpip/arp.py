@@ -120,6 +120,8 @@ class ArpStats:
     replies_in: int = 0
     ignored: int = 0
     conflicts: int = 0
+    pending_full: int = 0
+    """Queries not sent because ``max_pending`` addresses were being resolved."""
 
 
 class ArpCore:
@@ -134,6 +136,7 @@ class ArpCore:
         probe_interval: float = 1.0,
         announce_wait: float = 2.0,
         max_entries: int = 1024,
+        max_pending: int = 256,
     ) -> None:
         self.mac = mac
         self.ips: list[bytes] = list(ips or [])
@@ -143,6 +146,7 @@ class ArpCore:
         self.probe_interval = probe_interval
         self.announce_wait = announce_wait
         self.max_entries = max_entries
+        self.max_pending = max_pending
         self._cache: dict[bytes, tuple[bytes, float]] = {}
         self._pending: dict[bytes, _Pending] = {}
         self._probes: dict[bytes, _Probe] = {}
@@ -163,8 +167,15 @@ class ArpCore:
             return mac, []
         if ip in self._pending:
             return None, []
+        if len(self._pending) >= self.max_pending:
+            self.stats.pending_full += 1  # e.g. replies to a flood of spoofed sources
+            return None, []
         self._pending[ip] = _Pending(1, now + self.retry_interval)
         return None, [self._request(ip)]
+
+    def resolving(self, ip: bytes) -> bool:
+        """Whether a query for ``ip`` is outstanding."""
+        return ip in self._pending
 
     def _request(self, ip: bytes, sender: bytes | None = None) -> ArpSend:
         spa = sender if sender is not None else (self.ips[0] if self.ips else _ZERO_IP)

@@ -19,8 +19,15 @@ The driver checks a new lease's address before using it (RFC 2131 3.1.5; the dir
 stack probes it with ARP, RFC 5227) and calls ``decline`` if it is in use: a DECLINE
 goes to the server and discovery starts again after ``decline_wait`` seconds.
 
-Not implemented: INIT-REBOOT, relay agents (``giaddr``), option overload (option 52),
-and DHCPINFORM.
+INIT-REBOOT (RFC 2131 3.2 and 4.4.2): ``start(now, previous=address)`` asks the
+servers to confirm an address the client had before (a broadcast REQUEST with the
+requested address and no server identifier, state REBOOTING). An ACK binds the
+lease at once; a NAK, or no answer after ``request_retries`` REQUESTs, starts
+discovery instead (RFC 2131 allows keeping an unexpired lease then; this client
+does not remember leases across restarts, so it asks again).
+
+Not implemented: relay agents (``giaddr``), option overload (option 52), and
+DHCPINFORM.
 """
 
 from __future__ import annotations
@@ -307,6 +314,7 @@ class DhcpState(enum.Enum):
     BOUND = "bound"
     RENEWING = "renewing"
     REBINDING = "rebinding"
+    REBOOTING = "rebooting"
     STOPPED = "stopped"
 
 
@@ -340,6 +348,7 @@ class DhcpStats:
     naks: int = 0
     leases: int = 0
     declines: int = 0
+    discovers: int = 0
 
 
 @dataclass(slots=True)
@@ -351,6 +360,8 @@ class _Attempt:
     offer: DhcpMessage | None = None
     requested: float | None = None
     """When the first REQUEST of this attempt went out: the lease counts from then."""
+    previous: bytes | None = None
+    """INIT-REBOOT: the address asked for again."""
 
 
 class DhcpClient:
@@ -368,9 +379,14 @@ class DhcpClient:
 
     # -- public --------------------------------------------------------------------
 
-    def start(self, now: float) -> list[DhcpAction]:
-        """Begin (or restart) discovery."""
-        return self._discover(now)
+    def start(self, now: float, *, previous: bytes | None = None) -> list[DhcpAction]:
+        """Begin (or restart) discovery; with ``previous`` (an address this client
+        had), INIT-REBOOT: ask for that address again first."""
+        if previous is None or previous == ZERO:
+            return self._discover(now)
+        self.state = DhcpState.REBOOTING
+        self._attempt = _Attempt(self._xid(), now, previous=bytes(previous))
+        return self._send_request(now)
 
     def get_timer(self) -> float | None:
         return self._timer
@@ -383,7 +399,7 @@ class DhcpClient:
         attempt = self._attempt
         if state is DhcpState.SELECTING and attempt is not None:
             return self._send_discover(now)
-        if state is DhcpState.REQUESTING and attempt is not None:
+        if state in (DhcpState.REQUESTING, DhcpState.REBOOTING) and attempt is not None:
             if attempt.tries >= self.config.request_retries:
                 return self._discover(now)
             return self._send_request(now)
@@ -475,7 +491,12 @@ class DhcpClient:
             attempt.offer = message
             attempt.tries = 0
             return self._send_request(now)
-        if state not in (DhcpState.REQUESTING, DhcpState.RENEWING, DhcpState.REBINDING):
+        if state not in (
+            DhcpState.REQUESTING,
+            DhcpState.RENEWING,
+            DhcpState.REBINDING,
+            DhcpState.REBOOTING,
+        ):
             self.stats.ignored += 1
             return []
         if kind == NAK:
@@ -557,6 +578,7 @@ class DhcpClient:
             flags=FLAG_BROADCAST,
         )
         self.stats.sent += 1
+        self.stats.discovers += 1
         return [DhcpSend(message, BROADCAST_IP)]
 
     def _send_request(self, now: float) -> list[DhcpAction]:
@@ -569,7 +591,12 @@ class DhcpClient:
         ciaddr = ZERO
         dst = BROADCAST_IP
         flags = FLAG_BROADCAST
-        if self.state is DhcpState.REQUESTING:
+        if self.state is DhcpState.REBOOTING:
+            assert attempt.previous is not None
+            # RFC 2131 4.3.2 INIT-REBOOT: requested address, no server id, ciaddr 0.
+            options.append((OPT_REQUESTED_IP, attempt.previous))
+            self._timer = self._backoff(attempt, now)
+        elif self.state is DhcpState.REQUESTING:
             offer = attempt.offer
             assert offer is not None and offer.server_id is not None
             options += [(OPT_REQUESTED_IP, offer.yiaddr), (OPT_SERVER_ID, offer.server_id)]

@@ -21,6 +21,7 @@ __all__ = [
     "TYPE_ECHO_REPLY",
     "TYPE_ECHO_REQUEST",
     "TYPE_NEIGHBOR_ADVERTISEMENT",
+    "TYPE_REDIRECT",
     "TYPE_NEIGHBOR_SOLICITATION",
     "TYPE_PACKET_TOO_BIG",
     "TYPE_ROUTER_ADVERTISEMENT",
@@ -39,6 +40,7 @@ TYPE_ROUTER_SOLICITATION = 133
 TYPE_ROUTER_ADVERTISEMENT = 134
 TYPE_NEIGHBOR_SOLICITATION = 135
 TYPE_NEIGHBOR_ADVERTISEMENT = 136
+TYPE_REDIRECT = 137
 CODE_PORT_UNREACHABLE = 4
 
 OPT_SOURCE_LL = 1
@@ -109,6 +111,8 @@ class NdpMessage:
     mtu: int | None = None
     reachable_time: int = 0
     retrans_timer: int = 0
+    destination: bytes = b""
+    """For a redirect: the destination whose better first hop is ``target``."""
 
     @property
     def router_lifetime(self) -> int:
@@ -118,7 +122,7 @@ class NdpMessage:
     def parse(cls, message: Icmpv6Message) -> NdpMessage:
         body = message.body
         kind = message.type
-        target = b""
+        target = destination = b""
         reachable = retrans = 0
         if kind == TYPE_ROUTER_SOLICITATION:
             options = body
@@ -132,6 +136,13 @@ class NdpMessage:
                 raise DecodeError("ndp", "neighbor message truncated")
             target = bytes(body[:16])
             options = body[16:]
+        elif kind == TYPE_REDIRECT:
+            # RFC 4861 4.5: 4 reserved bytes (the ICMPv6 "rest"), target, destination.
+            if len(body) < 32:
+                raise DecodeError("ndp", "redirect truncated")
+            target = bytes(body[:16])
+            destination = bytes(body[16:32])
+            options = body[32:]
         else:
             raise DecodeError("ndp", f"ICMPv6 type {kind} is not neighbor discovery")
         if message.code != 0:
@@ -177,6 +188,7 @@ class NdpMessage:
             mtu,
             reachable,
             retrans,
+            destination,
         )
 
     def to_icmp(self) -> Icmpv6Message:
@@ -196,6 +208,8 @@ class NdpMessage:
             body = struct.pack("!II", self.reachable_time, self.retrans_timer) + options
         elif self.type == TYPE_ROUTER_SOLICITATION:
             body = bytes(options)
+        elif self.type == TYPE_REDIRECT:
+            body = self.target + self.destination + options
         else:
             body = self.target + options
         return Icmpv6Message(self.type, 0, self.flags, body)

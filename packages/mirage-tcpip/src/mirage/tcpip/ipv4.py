@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ._errors import DecodeError
 from .checksum import checksum
 
-__all__ = ["Ipv4Packet", "Reassembler", "addr", "fragment", "text"]
+__all__ = ["Ipv4Packet", "Reassembler", "addr", "fragment", "simple_header", "text"]
 
 _HEADER = struct.Struct("!BBHHHBBH4s4s")
 FLAG_DF = 0x4000
@@ -103,6 +103,15 @@ class Ipv4Packet:
 
     def encode(self) -> bytes:
         return self.header() + self.payload
+
+
+def simple_header(
+    src: bytes, dst: bytes, proto: int, length: int, *, ident: int, df: bool, ttl: int = 64
+) -> bytes:
+    """The 20-byte header of an unfragmented packet with ``length`` bytes of payload
+    and no options: what :meth:`Ipv4Packet.header` gives, on the send fast path."""
+    head = _HEADER.pack(0x45, 0, 20 + length, ident, FLAG_DF if df else 0, ttl, proto, 0, src, dst)
+    return head[:10] + checksum(head).to_bytes(2, "big") + head[12:]
 
 
 def fragment(packet: Ipv4Packet, mtu: int) -> list[bytes]:

@@ -14,20 +14,37 @@ a router advertisement gives default routers (with lifetimes), on-link prefixes,
 link MTU, and, for each autonomous /64 prefix, an address made of the prefix and our
 modified EUI-64 interface identifier, which goes through DAD in turn.
 
-Not implemented: Neighbor Unreachability Detection (a cache entry simply expires
-after ``reachable_time``), redirects, address lifetimes (SLAAC addresses do not
-expire), privacy addresses (RFC 8981), and stable opaque identifiers (RFC 7217).
+Neighbour Unreachability Detection (RFC 4861 7.3): a resolved neighbour is REACHABLE
+for ``reachable_time`` seconds after a solicited advertisement or an upper-layer
+confirmation (``confirm``: the stack calls it when TCP sees new data acknowledged),
+then STALE; the first use of a STALE entry starts DELAY, and if nothing confirms
+the neighbour within ``delay_first_probe`` seconds, PROBE sends up to ``retries``
+unicast solicitations ``retrans_timer`` apart. No answer: the entry is deleted,
+:class:`NdpFailed` says so, and a router that failed is no longer a default router.
+Advertisements update entries as RFC 4861 7.2.5 says (the override flag, solicited
+or not), and link-layer addresses learnt from solicitations, router advertisements
+and redirects enter STALE.
+
+Redirects (RFC 4861 8): a valid redirect (from the link-local address of the router
+we use for that destination, hop limit 255) sends later packets for the destination
+to the better first hop it names (``next_hop``); the table is bounded.
+
+Not implemented: address lifetimes (SLAAC addresses do not expire), privacy
+addresses (RFC 8981), and stable opaque identifiers (RFC 7217).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from .icmpv6 import (
     NA_OVERRIDE,
+    NA_ROUTER,
     NA_SOLICITED,
     TYPE_NEIGHBOR_ADVERTISEMENT,
     TYPE_NEIGHBOR_SOLICITATION,
+    TYPE_REDIRECT,
     TYPE_ROUTER_ADVERTISEMENT,
     TYPE_ROUTER_SOLICITATION,
     Icmpv6Message,
@@ -51,6 +68,7 @@ __all__ = [
     "NdpFailed",
     "NdpResolved",
     "NdpSend",
+    "NeighborState",
 ]
 
 
@@ -88,6 +106,24 @@ class NdpConflict:
 NdpAction = NdpSend | NdpResolved | NdpFailed | NdpAddressReady | NdpConflict
 
 
+class NeighborState(Enum):
+    """RFC 4861 7.3.2 (INCOMPLETE is a query in flight, not a cache entry here)."""
+
+    REACHABLE = "reachable"
+    STALE = "stale"
+    DELAY = "delay"
+    PROBE = "probe"
+
+
+@dataclass(slots=True)
+class _Neighbor:
+    mac: bytes
+    state: NeighborState
+    deadline: float
+    """REACHABLE: until when; DELAY: when probing starts; PROBE: the next probe."""
+    probes: int = 0
+
+
 @dataclass(slots=True)
 class _Tentative:
     prefix_len: int
@@ -108,6 +144,9 @@ class NdpStats:
     router_advertisements_in: int = 0
     ignored: int = 0
     conflicts: int = 0
+    redirects_in: int = 0
+    nud_probes: int = 0
+    nud_failures: int = 0
 
 
 class NdpCore:
@@ -122,8 +161,14 @@ class NdpCore:
         rs_count: int = 3,
         rs_interval: float = 4.0,
         max_entries: int = 1024,
+        delay_first_probe: float = 5.0,
+        max_redirects: int = 256,
     ) -> None:
         self.mac = mac
+        self.delay_first_probe = delay_first_probe
+        self.max_redirects = max_redirects
+        self.redirects: dict[bytes, bytes] = {}
+        """Destinations redirected to a better first hop (RFC 4861 8.3)."""
         self.retrans_timer = retrans_timer
         self.retries = retries
         self.reachable_time = reachable_time
@@ -139,7 +184,7 @@ class NdpCore:
         self.prefixes: dict[tuple[bytes, int], float] = {}
         """On-link prefixes (16 bytes, length) and when each expires."""
         self.mtu: int | None = None
-        self._cache: dict[bytes, tuple[bytes, float]] = {}
+        self._cache: dict[bytes, _Neighbor] = {}
         self._pending: dict[bytes, _Pending] = {}
         self._rs_sent = 0
         self._rs_at: float | None = None
@@ -185,6 +230,16 @@ class NdpCore:
                 return router
         return None
 
+    def next_hop(self, dst: bytes, now: float) -> bytes:
+        """Where a packet for ``dst`` goes on the link: a redirect's target, ``dst``
+        itself if on link, else a default router (or ``dst``, if there is none)."""
+        target = self.redirects.get(dst)
+        if target is not None:
+            return target
+        if self.on_link(dst, now):
+            return dst
+        return self.default_router(now) or dst
+
     def on_link(self, dst: bytes, now: float) -> bool:
         if is_link_local(dst):
             return True
@@ -211,35 +266,100 @@ class NdpCore:
     # -- neighbours ----------------------------------------------------------------------
 
     def lookup(self, ip: bytes, now: float) -> bytes | None:
+        """The link-layer address of ``ip`` if cached (in any NUD state)."""
         entry = self._cache.get(ip)
-        if entry is None or entry[1] <= now:
+        return entry.mac if entry is not None else None
+
+    def state(self, ip: bytes, now: float) -> NeighborState | None:
+        entry = self._cache.get(ip)
+        if entry is None:
             return None
-        return entry[0]
+        if entry.state is NeighborState.REACHABLE and entry.deadline <= now:
+            entry.state = NeighborState.STALE
+        return entry.state
 
     def query(self, ip: bytes, now: float) -> tuple[bytes | None, list[NdpAction]]:
-        mac = self.lookup(ip, now)
-        if mac is not None:
-            return mac, []
+        """The link-layer address to send to ``ip`` (a use, for NUD), or a
+        solicitation when it is unknown."""
+        entry = self._cache.get(ip)
+        if entry is not None:
+            if self.state(ip, now) is NeighborState.STALE:
+                entry.state = NeighborState.DELAY
+                entry.deadline = now + self.delay_first_probe
+            return entry.mac, []
         if ip in self._pending:
             return None, []
         self._pending[ip] = _Pending(1, now + self.retrans_timer)
         return None, self._solicit(ip)
 
-    def _solicit(self, ip: bytes) -> list[NdpAction]:
+    def confirm(self, ip: bytes, now: float) -> None:
+        """Upper-layer proof that ``ip`` is reachable (RFC 4861 7.3.1), e.g. TCP
+        seeing new data acknowledged."""
+        entry = self._cache.get(ip)
+        if entry is not None:
+            entry.state = NeighborState.REACHABLE
+            entry.deadline = now + self.reachable_time
+            entry.probes = 0
+
+    def _solicit(self, ip: bytes, unicast_to: bytes | None = None) -> list[NdpAction]:
         src = self.source_for(ip)
         if src is None:
             return []
-        group = solicited_node(ip)
         message = NdpMessage(TYPE_NEIGHBOR_SOLICITATION, ip, source_ll=self.mac).to_icmp()
+        if unicast_to is not None:
+            return [NdpSend(src, ip, unicast_to, message)]
+        group = solicited_node(ip)
         return [NdpSend(src, group, multicast_mac(group), message)]
 
-    def _learn(self, ip: bytes, mac: bytes, now: float) -> list[NdpAction]:
-        if ip not in self._cache and len(self._cache) >= self.max_entries:
-            self._cache.pop(min(self._cache, key=lambda k: self._cache[k][1]))
-        self._cache[ip] = (mac, now + self.reachable_time)
-        if self._pending.pop(ip, None) is not None:
-            return [NdpResolved(ip, mac)]
+    def _learn(
+        self,
+        ip: bytes,
+        mac: bytes,
+        now: float,
+        *,
+        solicited: bool = False,
+        override: bool = True,
+        advert: bool = False,
+    ) -> list[NdpAction]:
+        """Record ``mac`` for ``ip``: from an advertisement (``advert``: RFC 4861
+        7.2.5, with its solicited and override flags) or from the source link-layer
+        option of another message (7.2.3, 6.3.4, 8.3: new or changed means STALE)."""
+        entry = self._cache.get(ip)
+        was_pending = self._pending.pop(ip, None) is not None
+        if was_pending or entry is None:
+            if entry is None and len(self._cache) >= self.max_entries:
+                self._evict()
+            fresh = advert and solicited
+            state = NeighborState.REACHABLE if fresh else NeighborState.STALE
+            self._cache[ip] = _Neighbor(mac, state, now + self.reachable_time)
+            return [NdpResolved(ip, mac)] if was_pending else []
+        changed = mac != entry.mac
+        if not advert:
+            if changed:
+                entry.mac = mac
+                entry.state = NeighborState.STALE
+            return []
+        if changed and not override:
+            if self.state(ip, now) is NeighborState.REACHABLE:
+                entry.state = NeighborState.STALE
+            return []
+        entry.mac = mac
+        if solicited:
+            entry.state = NeighborState.REACHABLE
+            entry.deadline = now + self.reachable_time
+            entry.probes = 0
+        elif changed:
+            entry.state = NeighborState.STALE
         return []
+
+    def _evict(self) -> None:
+        """Make room: a STALE entry (the least useful) if there is one, else the
+        first cached."""
+        victim = next(
+            (ip for ip, e in self._cache.items() if e.state is NeighborState.STALE),
+            next(iter(self._cache)),
+        )
+        del self._cache[victim]
 
     # -- input ----------------------------------------------------------------------------
 
@@ -257,6 +377,8 @@ class NdpCore:
             return self._on_na(ndp, now)
         if ndp.type == TYPE_ROUTER_ADVERTISEMENT:
             return self._on_ra(src, ndp, now)
+        if ndp.type == TYPE_REDIRECT:
+            return self._on_redirect(src, ndp, now)
         self.stats.ignored += 1  # router solicitations: we are not a router
         return []
 
@@ -308,10 +430,44 @@ class NdpCore:
                 del self.tentative[target]
                 return [NdpConflict(target, na.target_ll)]
             return [NdpConflict(target, na.target_ll)]  # in use elsewhere: say so, keep it
-        if na.target_ll is None:
+        if not na.flags & NA_ROUTER and target in self.routers:
+            del self.routers[target]  # RFC 4861 7.2.5: no longer a router
+        mac = na.target_ll
+        entry = self._cache.get(target)
+        if mac is None:
+            if entry is None or not na.flags & NA_SOLICITED:
+                return []
+            mac = entry.mac  # a solicited answer to a unicast probe may omit it
+        if target in self._pending or entry is not None:
+            return self._learn(
+                target,
+                mac,
+                now,
+                solicited=bool(na.flags & NA_SOLICITED),
+                override=bool(na.flags & NA_OVERRIDE),
+                advert=True,
+            )
+        return []
+
+    def _on_redirect(self, src: bytes, redirect: NdpMessage, now: float) -> list[NdpAction]:
+        """RFC 4861 8.1 checks, then 8.3: use the target for the destination."""
+        target, destination = redirect.target, redirect.destination
+        if (
+            not is_link_local(src)
+            or destination[:1] == b"\xff"
+            or not (is_link_local(target) or target == destination)
+            or self.next_hop(destination, now) != src
+        ):
+            self.stats.ignored += 1
             return []
-        if target in self._pending or target in self._cache:
-            return self._learn(target, na.target_ll, now)
+        self.stats.redirects_in += 1
+        if target == destination:
+            self.redirects.pop(destination, None)  # on link: the destination itself
+        if destination not in self.redirects and len(self.redirects) >= self.max_redirects:
+            del self.redirects[next(iter(self.redirects))]
+        self.redirects[destination] = target
+        if redirect.target_ll is not None:
+            return self._learn(target, redirect.target_ll, now)
         return []
 
     def _on_ra(self, src: bytes, ra: NdpMessage, now: float) -> list[NdpAction]:
@@ -348,6 +504,7 @@ class NdpCore:
     def get_timer(self) -> float | None:
         times = [t.deadline for t in self.tentative.values()]
         times += [p.deadline for p in self._pending.values()]
+        times += [e.deadline for e in self._cache.values() if e.state in _TIMED]
         if self._rs_at is not None:
             times.append(self._rs_at)
         return min(times) if times else None
@@ -375,9 +532,28 @@ class NdpCore:
                 p.tries += 1
                 p.deadline = now + self.retrans_timer
                 actions += self._solicit(ip)
+        for ip, entry in list(self._cache.items()):
+            if entry.state not in _TIMED or entry.deadline > now:
+                continue
+            if entry.state is NeighborState.PROBE and entry.probes >= self.retries:
+                del self._cache[ip]  # RFC 4861 7.3.3: unreachable
+                self.routers.pop(ip, None)
+                for dst in [d for d, t in self.redirects.items() if t == ip]:
+                    del self.redirects[dst]
+                self.stats.nud_failures += 1
+                actions.append(NdpFailed(ip))
+                continue
+            entry.state = NeighborState.PROBE
+            entry.probes += 1
+            entry.deadline = now + self.retrans_timer
+            self.stats.nud_probes += 1
+            actions += self._solicit(ip, unicast_to=entry.mac)
         if self._rs_at is not None and self._rs_at <= now:
             actions += self._send_rs(now)
         return actions
+
+
+_TIMED = (NeighborState.DELAY, NeighborState.PROBE)
 
 
 def _masked(address: bytes, length: int) -> bytes:

@@ -22,31 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import heapq
 import inspect
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from mirage.core.types import FlowClosed, Network, TcpHandler, UdpCallback
 
 from ._errors import DecodeError
 from .arp import ArpConflict, ArpCore, ArpFailed, ArpPacket, ArpProbed, ArpResolved, ArpSend
-from .dhcp import (
-    CLIENT_PORT,
-    SERVER_PORT,
-    DhcpAction,
-    DhcpBound,
-    DhcpClient,
-    DhcpConfig,
-    DhcpMessage,
-    DhcpSend,
-    DhcpUnbound,
-    Lease,
-)
-from .ethernet import BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, EthernetFrame
+from .ethernet import BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6
+from .ethernet import HEADER as ETH_HEADER
 from .icmp import (
     CODE_FRAG_NEEDED,
     CODE_PORT_UNREACHABLE,
@@ -64,11 +55,12 @@ from .icmpv6 import (
     TYPE_NEIGHBOR_ADVERTISEMENT,
     TYPE_NEIGHBOR_SOLICITATION,
     TYPE_PACKET_TOO_BIG,
+    TYPE_REDIRECT,
     TYPE_ROUTER_ADVERTISEMENT,
     TYPE_ROUTER_SOLICITATION,
     Icmpv6Message,
 )
-from .ipv4 import Ipv4Packet, Reassembler, fragment
+from .ipv4 import Ipv4Packet, Reassembler, fragment, simple_header
 from .ipv6 import (
     PROTO_FRAGMENT,
     PROTO_ICMPV6,
@@ -79,18 +71,10 @@ from .ipv6 import (
     link_local,
     multicast_mac,
 )
-from .ndp import (
-    NdpAction,
-    NdpAddressReady,
-    NdpConflict,
-    NdpCore,
-    NdpFailed,
-    NdpResolved,
-    NdpSend,
-)
 from .tcp import (
     ACK,
     PROTO_TCP,
+    PSH,
     RST,
     SYN,
     Connection,
@@ -103,6 +87,26 @@ from .tcp import (
 )
 from .udp import PROTO_UDP, UdpDatagram
 
+# DHCP, DHCPv6 and NDP are imported where they are used: a stack with a static IPv4
+# address, a unikernel's usual start, does not load them (boot time in a guest).
+if TYPE_CHECKING:
+    from .dhcp import (
+        DhcpAction,
+        DhcpClient,
+        DhcpConfig,
+        Lease,
+    )
+    from .dhcp6 import (
+        Dhcp6Action,
+        Dhcp6Client,
+        Dhcp6Config,
+        Lease6,
+    )
+    from .ndp import (
+        NdpAction,
+        NdpCore,
+    )
+
 __all__ = ["DirectStack", "StackStats", "TcpFlow"]
 
 log = logging.getLogger("mirage.tcpip.stack")
@@ -113,15 +117,27 @@ MAX_ARP_QUEUE = 64
 LISTEN_BACKLOG = 128
 PATH_MTU_AGE = 600.0
 MAX_PATH_MTUS = 1024
+TSO_MAX = 62 * 1024
+"""Most payload in one segment handed to a network that segments (TSO)."""
 # RFC 1191 section 7's MTU plateaus, for routers that do not say the next-hop MTU.
 _PLATEAUS = (32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
 
 @dataclass(slots=True)
 class StackStats:
+    """Counters of the stack. ``rx_bad`` counts every malformed, truncated or
+    bad-checksum input dropped, ``bad_by_layer`` the same by the layer that rejected
+    it (``ethernet``, ``arp``, ``ipv4``, ``ipv6``, ``icmp``, ``icmpv6``, ``udp``,
+    ``tcp``, ``dhcp``); ``rx_dropped`` counts well-formed input that is not for us."""
+
     rx_frames: int = 0
     rx_dropped: int = 0
     rx_bad: int = 0
+    bad_by_layer: dict[str, int] = field(default_factory=dict)
+    rx_errors: int = 0
+    """Frames whose handling failed (a bug, or an application callback that raised)."""
+    arp_queue_dropped: int = 0
+    """Packets dropped because too many next hops were being resolved at once."""
     tx_frames: int = 0
     icmp_echo_replies: int = 0
     icmp_unreachable_sent: int = 0
@@ -131,6 +147,15 @@ class StackStats:
     ipv6_dropped: int = 0
     syn_cookies_sent: int = 0
     syn_cookies_accepted: int = 0
+    tcp_acks_merged: int = 0
+    tcp_tso_segments: int = 0
+    """Segments sent inside larger ones, for the network to split (TSO)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _packed(address: str) -> bytes:
+    """An IPv4 or IPv6 address in text as its 4 or 16 bytes (parsed once)."""
+    return ipaddress.ip_address(address).packed
 
 
 def _ports(seg: TcpSegment) -> bytes:
@@ -147,6 +172,8 @@ class TcpFlow:
         self.changed = asyncio.Event()
         self._shut = False
         self._closed = False
+        self.handler: TcpHandler | None = None
+        """A passive connection's handler, until it is started (once established)."""
 
     @property
     def peer(self) -> tuple[str, int]:
@@ -251,7 +278,7 @@ class _Udp:
     ) -> None:
         stack = self._stack
         sport = src_port if src_port is not None else stack.ephemeral_port()
-        dst_ip = ipaddress.ip_address(dst).packed
+        dst_ip = _packed(dst)
         src = stack.source_for(dst_ip)
         datagram = UdpDatagram(sport, dst_port, payload).encode(src, dst_ip)
         stack.ip_output(dst_ip, PROTO_UDP, datagram, src=src)
@@ -303,6 +330,9 @@ class DirectStack:
         self.lease: Lease | None = None
         self._dhcp_checking: bytes | None = None
         self._bound = asyncio.Event()
+        self.dhcp6: Dhcp6Client | None = None
+        self.lease6: Lease6 | None = None
+        self._bound6 = asyncio.Event()
         self.reassembler = Reassembler()
         mss = network.mtu - 40
         self.tcp_config = tcp_config or TcpConfig(mss=mss)
@@ -316,9 +346,22 @@ class DirectStack:
         self._arp_queue: dict[bytes, list[bytes]] = {}
         self._arp_waiters: dict[bytes, list[asyncio.Future[bytes]]] = {}
         self._tx: list[bytes] = []
+        self._write_nowait: Callable[[bytes], bool] | None = getattr(network, "write_nowait", None)
+        self._write_tso: Callable[[bytes, int, int], bool] | None = (
+            getattr(network, "write_tso", None) if getattr(network, "offload", False) else None
+        )
+        self._in_rx = False
+        self._held: dict[Quad, list[TcpSegment]] = {}
+        self._flush_armed = False
         self._tx_ready = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._conn_timers: list[tuple[float, int, Quad]] = []
+        """A heap of connection deadlines; an entry counts while it equals _conn_due's."""
+        self._conn_due: dict[Quad, float] = {}
+        self._timer_seq = 0
+        self._syn_received: set[Quad] = set()
+        """Connections in SYN-RECEIVED: the listen backlog."""
         self._tasks: set[asyncio.Future[Any]] = set()
         self._pings: dict[int, asyncio.Future[float]] = {}
         self._next_port = EPHEMERAL[0] + int.from_bytes(os.urandom(2), "big") % 10000
@@ -328,7 +371,12 @@ class DirectStack:
         self._ip = _Ip(self)
         self._closed = False
         self._writer = self._spawn(self._write_loop())
-        self._reader = self._spawn(network.listen(self._on_frame))
+        direct = getattr(network, "listen_direct", None)
+        if direct is not None and getattr(network, "supports_direct", False):
+            # Frames handed over as they are read (_on_frame never raises).
+            self._reader = self._spawn(direct(self._on_frame))
+        else:
+            self._reader = self._spawn(network.listen(self._on_frame))
 
     @classmethod
     async def connect(
@@ -340,17 +388,23 @@ class DirectStack:
         dhcp: bool = False,
         dhcp_timeout: float = 60.0,
         dhcp_config: DhcpConfig | None = None,
+        dhcp_previous: str | None = None,
         tcp_config: TcpConfig | None = None,
         ipv6: bool = False,
         ndp: NdpCore | None = None,
+        dhcp6: bool = False,
     ) -> DirectStack:
         """A stack on ``network``: a static ``ipv4`` address, or (``dhcp=True``, or
         ``ipv4`` None, empty or ``"dhcp"``) one leased by DHCP, waiting up to
-        ``dhcp_timeout`` seconds for the first lease (:class:`TimeoutError`).
+        ``dhcp_timeout`` seconds for the first lease (:class:`TimeoutError`);
+        ``dhcp_previous``, an address leased before, is asked for again first
+        (INIT-REBOOT).
 
         With ``ipv6``, the stack also takes a link-local address (after DAD, which
         ``connect`` waits for), solicits routers and autoconfigures addresses from
-        their advertisements (``ndp`` may be a configured :class:`NdpCore`)."""
+        their advertisements (``ndp`` may be a configured :class:`NdpCore`); with
+        ``dhcp6`` as well, it leases an address by DHCPv6 (waiting up to
+        ``dhcp_timeout`` seconds)."""
         if ipv6:
             stack = await cls.connect(
                 network=network,
@@ -359,10 +413,13 @@ class DirectStack:
                 dhcp=dhcp,
                 dhcp_timeout=dhcp_timeout,
                 dhcp_config=dhcp_config,
+                dhcp_previous=dhcp_previous,
                 tcp_config=tcp_config,
             )
             try:
                 await stack.start_ipv6(ndp)
+                if dhcp6:
+                    await stack.start_dhcp6(timeout=dhcp_timeout)
             except BaseException:
                 await stack.disconnect()
                 raise
@@ -370,7 +427,7 @@ class DirectStack:
         if dhcp or not ipv4 or ipv4 == "dhcp":
             stack = cls(network, ipaddress.IPv4Interface("0.0.0.0/32"), None, tcp_config)
             try:
-                await stack.start_dhcp(dhcp_config, timeout=dhcp_timeout)
+                await stack.start_dhcp(dhcp_config, timeout=dhcp_timeout, previous=dhcp_previous)
             except BaseException:
                 await stack.disconnect()
                 raise
@@ -393,6 +450,10 @@ class DirectStack:
         self.address = interface.ip.packed
         self.gateway = gateway.packed if gateway is not None else None
         self.arp.ips = [] if interface.ip.is_unspecified else [self.address]
+        self._netmask = int(interface.network.netmask)
+        self._netbase = int(interface.network.network_address)
+        self._on_link: set[bytes] = set()
+        self._broadcasts = (b"\xff\xff\xff\xff", interface.network.broadcast_address.packed)
         if announce:
             self._emit_arp(self.arp.gratuitous())
 
@@ -400,6 +461,8 @@ class DirectStack:
 
     async def start_ipv6(self, ndp: NdpCore | None = None, *, timeout: float = 10.0) -> bytes:
         """Take the link-local address (waiting for DAD), then solicit routers."""
+        from .ndp import NdpCore
+
         self.ndp = ndp or NdpCore(self.mac)
         self._ipv6_ready.clear()
         self._emit_ndp(self.ndp.add_address(link_local(self.mac), 64, self.now()))
@@ -435,6 +498,8 @@ class DirectStack:
         return src
 
     def _emit_ndp(self, actions: Sequence[NdpAction]) -> None:
+        from .ndp import NdpAddressReady, NdpConflict, NdpFailed, NdpResolved, NdpSend
+
         for action in actions:
             if isinstance(action, NdpSend):
                 packet = Ipv6Packet(
@@ -459,6 +524,8 @@ class DirectStack:
             self._want(self.ndp.get_timer())
 
     def _ip6_output(self, dst: bytes, proto: int, payload: bytes, src: bytes | None) -> None:
+        from .ndp import NeighborState
+
         ndp = self.ndp
         if ndp is None:
             raise OSError("IPv6 is not enabled")
@@ -477,9 +544,11 @@ class DirectStack:
                 self._send_frame(multicast_mac(dst), ETHERTYPE_IPV6, data)
             return
         now = self.now()
-        hop = dst if ndp.on_link(dst, now) else (ndp.default_router(now) or dst)
+        hop = ndp.next_hop(dst, now)
         mac, actions = ndp.query(hop, now)
         if mac is not None:
+            if ndp.state(hop, now) is NeighborState.DELAY:
+                self._want(ndp.get_timer())  # NUD: probe unless confirmed meanwhile
             for data in pieces:
                 self._send_frame(mac, ETHERTYPE_IPV6, data)
             return
@@ -512,8 +581,7 @@ class DirectStack:
             else:
                 self.stats.ipv6_dropped += 1  # fragments and other headers
         except DecodeError as exc:
-            self.stats.rx_bad += 1
-            log.debug("dropped: %s", exc)
+            self._bad(exc)
 
     def _reassemble6(self, packet: Ipv6Packet) -> Ipv6Packet | None:
         frag = Ipv6Fragment.decode(packet.payload)
@@ -536,6 +604,8 @@ class DirectStack:
         return Ipv6Packet(packet.src, packet.dst, whole.proto, whole.payload, packet.hop_limit)
 
     def _icmp6_input(self, packet: Ipv6Packet) -> None:
+        from .ndp import NdpAddressReady
+
         ndp = self.ndp
         assert ndp is not None
         message = Icmpv6Message.decode(packet.payload, packet.src, packet.dst)
@@ -545,6 +615,7 @@ class DirectStack:
             TYPE_NEIGHBOR_ADVERTISEMENT,
             TYPE_ROUTER_ADVERTISEMENT,
             TYPE_ROUTER_SOLICITATION,
+            TYPE_REDIRECT,
         ):
             actions = ndp.input(packet.src, packet.dst, packet.hop_limit, message, self.now())
             self._emit_ndp(actions)
@@ -592,12 +663,22 @@ class DirectStack:
 
     # ------------------------------------------------------------------ DHCP
 
-    async def start_dhcp(self, config: DhcpConfig | None = None, *, timeout: float = 60.0) -> Lease:
-        """Run a DHCP client on this stack; returns the first lease."""
+    async def start_dhcp(
+        self,
+        config: DhcpConfig | None = None,
+        *,
+        timeout: float = 60.0,
+        previous: str | None = None,
+    ) -> Lease:
+        """Run a DHCP client on this stack; returns the first lease. With
+        ``previous`` (an address leased before), start with INIT-REBOOT."""
+        from .dhcp import CLIENT_PORT, DhcpClient
+
         self.dhcp = DhcpClient(self.mac, config)
         self.udp_listeners[CLIENT_PORT] = self._dhcp_input
         self._bound.clear()
-        self._emit_dhcp(self.dhcp.start(self.now()))
+        again = ipaddress.IPv4Address(previous).packed if previous else None
+        self._emit_dhcp(self.dhcp.start(self.now(), previous=again))
         await asyncio.wait_for(self._bound.wait(), timeout)
         assert self.lease is not None
         return self.lease
@@ -617,16 +698,20 @@ class DirectStack:
         self._bound.set()
 
     def _dhcp_input(self, src: str, sport: int, payload: bytes) -> None:
+        from .dhcp import SERVER_PORT, DhcpMessage
+
         if self.dhcp is None or sport != SERVER_PORT:
             return
         try:
             message = DhcpMessage.decode(payload)
-        except DecodeError:
-            self.stats.rx_bad += 1
+        except DecodeError as exc:
+            self._bad(exc)
             return
         self._emit_dhcp(self.dhcp.input(message, self.now()))
 
     def _emit_dhcp(self, actions: Sequence[DhcpAction]) -> None:
+        from .dhcp import CLIENT_PORT, SERVER_PORT, DhcpBound, DhcpSend, DhcpUnbound
+
         for action in actions:
             if isinstance(action, DhcpSend):
                 datagram = UdpDatagram(CLIENT_PORT, SERVER_PORT, action.message.encode())
@@ -651,11 +736,87 @@ class DirectStack:
         if self.dhcp is not None:
             self._want(self.dhcp.get_timer())
 
-    async def disconnect(self) -> None:
+    # ------------------------------------------------------------------ DHCPv6
+
+    async def start_dhcp6(self, config: Dhcp6Config | None = None, *, timeout: float = 30.0) -> str:
+        """Lease an IPv6 address by DHCPv6 (IPv6 must be started); returns it once
+        duplicate address detection has passed."""
+        from .dhcp6 import CLIENT_PORT6, Dhcp6Client
+
+        ndp = self.ndp
+        if ndp is None:
+            raise RuntimeError("IPv6 is not enabled")
+        self.dhcp6 = Dhcp6Client(self.mac, config)
+        self.udp_listeners[CLIENT_PORT6] = self._dhcp6_input
+        self._bound6.clear()
+        self._emit_dhcp6(self.dhcp6.start(self.now()))
+        deadline = self.now() + timeout
+        await asyncio.wait_for(self._bound6.wait(), timeout)
+        lease = self.lease6
+        assert lease is not None
+        while lease.address not in ndp.addresses:
+            if lease.address not in ndp.tentative:
+                raise OSError("the DHCPv6 address is in use on the link")
+            self._ipv6_ready.clear()
+            await asyncio.wait_for(self._ipv6_ready.wait(), max(deadline - self.now(), 0.01))
+        return str(ipaddress.IPv6Address(lease.address))
+
+    def _dhcp6_input(self, src: str, sport: int, payload: bytes) -> None:
+        from .dhcp6 import SERVER_PORT6, Dhcp6Message
+
+        if self.dhcp6 is None or sport != SERVER_PORT6:
+            return
+        try:
+            message = Dhcp6Message.decode(payload)
+        except DecodeError as exc:
+            self._bad(exc)
+            return
+        self._emit_dhcp6(self.dhcp6.input(message, self.now()))
+
+    def _emit_dhcp6(self, actions: Sequence[Dhcp6Action]) -> None:
+        from .dhcp6 import (
+            ALL_SERVERS,
+            CLIENT_PORT6,
+            SERVER_PORT6,
+            Dhcp6Bound,
+            Dhcp6Send,
+            Dhcp6Unbound,
+        )
+
+        ndp = self.ndp
+        if ndp is None:
+            return
+        for action in actions:
+            if isinstance(action, Dhcp6Send):
+                src = ndp.link_local
+                if src is None:
+                    continue
+                datagram = UdpDatagram(CLIENT_PORT6, SERVER_PORT6, action.message.encode())
+                self.ip_output(ALL_SERVERS, PROTO_UDP, datagram.encode(src, ALL_SERVERS), src=src)
+            elif isinstance(action, Dhcp6Bound):
+                self.lease6 = action.lease
+                if action.lease.address not in ndp.addresses:
+                    self._emit_ndp(ndp.add_address(action.lease.address, 128, self.now()))
+                log.info("DHCPv6 lease %s", ipaddress.IPv6Address(action.lease.address))
+                self._bound6.set()
+            elif isinstance(action, Dhcp6Unbound):
+                log.info("DHCPv6: %s", action.reason)
+                self.lease6 = None
+                self._bound6.clear()
+                if action.address is not None:
+                    ndp.addresses.pop(action.address, None)
+        if self.dhcp6 is not None:
+            self._want(self.dhcp6.get_timer())
+
+    async def disconnect(self, *, release: bool = True) -> None:
+        """Stop: reset open connections and give a DHCP lease back (unless
+        ``release`` is false: a restart may then ask for it again, INIT-REBOOT)."""
         if self._closed:
             return
-        if self.dhcp is not None and self.lease is not None:
+        if release and self.dhcp is not None and self.lease is not None:
             self._emit_dhcp(self.dhcp.release(self.now()))
+        if release and self.dhcp6 is not None and self.lease6 is not None:
+            self._emit_dhcp6(self.dhcp6.release(self.now()))
         for flow in list(self.conns.values()):
             flow.conn.abort(self.now())
             self._after(flow.conn, flow.quad)
@@ -693,16 +854,23 @@ class DirectStack:
     # ------------------------------------------------------------------ output
 
     async def _write_loop(self) -> None:
+        write = self.network.write
         while True:
             await self._tx_ready.wait()
             self._tx_ready.clear()
             frames, self._tx = self._tx, []
             for frame in frames:
-                await self.network.write(frame)
-                self.stats.tx_frames += 1
+                await write(frame)
+            self.stats.tx_frames += len(frames)
 
     def _send_frame(self, dst: bytes, ethertype: int, payload: bytes) -> None:
-        self._tx.append(EthernetFrame(dst, self.mac, ethertype, payload).encode())
+        frame = dst + self.mac + ethertype.to_bytes(2, "big") + payload
+        # Straight to the network when it can take the frame without waiting and
+        # nothing is queued ahead of it; else the writer task sends it in order.
+        if not self._tx and self._write_nowait is not None and self._write_nowait(frame):
+            self.stats.tx_frames += 1
+            return
+        self._tx.append(frame)
         self._tx_ready.set()
 
     def _emit_arp(self, actions: Sequence[object]) -> None:
@@ -739,7 +907,12 @@ class DirectStack:
         self._want(self.arp.get_timer())
 
     def _next_hop(self, dst: bytes) -> bytes:
-        if ipaddress.IPv4Address(dst) in self.interface.network or self.gateway is None:
+        if self.gateway is None or dst in self._on_link:
+            return dst
+        if int.from_bytes(dst, "big") & self._netmask == self._netbase:
+            if len(self._on_link) >= 256:
+                self._on_link.clear()
+            self._on_link.add(dst)
             return dst
         return self.gateway
 
@@ -759,9 +932,28 @@ class DirectStack:
             self._ip6_output(dst, proto, payload, src)
             return
         self._ip_ident = (self._ip_ident + 1) & 0xFFFF
+        mtu = self.network.mtu
         if df is None:
             # (A segment whose options overflow the MTU is fragmented rather than lost.)
-            df = proto == PROTO_TCP and len(payload) + 20 <= self.network.mtu
+            df = proto == PROTO_TCP and len(payload) + 20 <= mtu
+        if (
+            len(payload) + 20 <= mtu
+            and dst != self.address
+            and dst not in self._broadcasts
+            and (src is None or src == self.address)
+        ):
+            # The common case, without building a packet object.
+            hop = self._next_hop(dst)
+            mac, actions = self.arp.query(hop, self.now())
+            data = simple_header(
+                self.address, dst, proto, len(payload), ident=self._ip_ident, df=df
+            )
+            data += payload
+            if mac is not None:
+                self._send_frame(mac, ETHERTYPE_IPV4, data)
+                return
+            self._queue_for(hop, [data], actions)
+            return
         packet = Ipv4Packet(
             self.address, dst, proto, payload, ident=self._ip_ident, dont_fragment=df
         )
@@ -769,7 +961,7 @@ class DirectStack:
             self._loop.call_soon(self._ip_input, packet)
             return
         pieces = fragment(packet, self.network.mtu)
-        if dst in (b"\xff\xff\xff\xff", self.interface.network.broadcast_address.packed):
+        if dst in self._broadcasts:
             for piece in pieces:
                 self._send_frame(BROADCAST, ETHERTYPE_IPV4, piece)
             return
@@ -779,10 +971,20 @@ class DirectStack:
             for piece in pieces:
                 self._send_frame(mac, ETHERTYPE_IPV4, piece)
             return
+        self._queue_for(hop, pieces, actions)
+
+    def _queue_for(self, hop: bytes, packets: list[bytes], actions: Sequence[object]) -> None:
+        """Hold IPv4 packets for ``hop`` until ARP resolves it (``actions`` ask).
+        Bounded: a few packets per hop, and hops only while ARP is resolving them."""
+        if not actions and not self.arp.resolving(hop):
+            self.stats.arp_queue_dropped += len(packets)  # ARP's pending table is full
+            return
         queue = self._arp_queue.setdefault(hop, [])
-        for piece in pieces:
+        for packet in packets:
             if len(queue) < MAX_ARP_QUEUE:
-                queue.append(piece)
+                queue.append(packet)
+            else:
+                self.stats.arp_queue_dropped += 1
         self._emit_arp(actions)
 
     async def resolve(self, ip: str) -> bytes:
@@ -791,6 +993,8 @@ class DirectStack:
         mac, actions = self.arp.query(raw, self.now())
         if mac is not None:
             return mac
+        if not actions and not self.arp.resolving(raw):
+            raise OSError(f"cannot resolve {ip} now: too many addresses being resolved")
         fut: asyncio.Future[bytes] = self._loop.create_future()
         self._arp_waiters.setdefault(raw, []).append(fut)
         self._emit_arp(actions)
@@ -828,16 +1032,34 @@ class DirectStack:
             times.append(t)
         if self.dhcp is not None and (t := self.dhcp.get_timer()) is not None:
             times.append(t)
-        for flow in self.conns.values():
-            t = flow.conn.get_timer()
-            if t is not None:
-                times.append(t)
+        if self.dhcp6 is not None and (t := self.dhcp6.get_timer()) is not None:
+            times.append(t)
+        heap = self._conn_timers
+        while heap and self._conn_due.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)  # superseded by an earlier deadline, or forgotten
+        if heap:
+            times.append(heap[0][0])
         self._timer_at = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if times:
             self._want(min(times))
+
+    def _schedule_conn(self, quad: Quad, conn: Connection) -> None:
+        """Keep ``conn``'s deadline in the heap of connection timers. A deadline that
+        moves later keeps its earlier entry, which fires, finds nothing due and
+        reschedules; so only deadlines that move earlier are pushed."""
+        at = conn.get_timer()
+        if at is None:
+            return
+        due = self._conn_due.get(quad)
+        if due is not None and due <= at:
+            return
+        self._conn_due[quad] = at
+        self._timer_seq += 1
+        heapq.heappush(self._conn_timers, (at, self._timer_seq, quad))
+        self._want(at)
 
     def _want(self, at: float | None) -> None:
         """Make sure the timer fires no later than ``at``. Deadlines that move later
@@ -860,45 +1082,76 @@ class DirectStack:
         self.reassembler6.expire(now)
         if self.dhcp is not None:
             self._emit_dhcp(self.dhcp.handle_timer(now))
+        if self.dhcp6 is not None:
+            self._emit_dhcp6(self.dhcp6.handle_timer(now))
         if self.ndp is not None:
             self._emit_ndp(self.ndp.handle_timer(now))
-        for quad, flow in list(self.conns.items()):
+        heap = self._conn_timers
+        due = self._conn_due
+        while heap and heap[0][0] <= now:
+            at, _, quad = heapq.heappop(heap)
+            if due.get(quad) != at:
+                continue  # superseded
+            del due[quad]
+            flow = self.conns.get(quad)
+            if flow is None:
+                continue
             t = flow.conn.get_timer()
             if t is not None and t <= now:
                 flow.conn.handle_timer(now)
-                self._after(flow.conn, quad, arm=False)
+                self._after(flow.conn, quad)
+            else:
+                self._schedule_conn(quad, flow.conn)
         self._arm_timer()
 
     # ------------------------------------------------------------------ input
 
     def _on_frame(self, data: bytes) -> None:
         self.stats.rx_frames += 1
+        self._in_rx = True
         try:
-            frame = EthernetFrame.decode(data)
-            if frame.dst not in (self.mac, BROADCAST) and not (
-                frame.dst[0] & 1 and frame.ethertype == ETHERTYPE_IPV6
+            if len(data) < ETH_HEADER:
+                raise DecodeError(
+                    "ethernet", f"frame of {len(data)} bytes is shorter than a header"
+                )
+            ethertype = (data[12] << 8) | data[13]
+            dst = data[:6]
+            if dst not in (self.mac, BROADCAST) and not (
+                data[0] & 1 and ethertype == ETHERTYPE_IPV6
             ):
                 return
-            if frame.ethertype == ETHERTYPE_IPV6:
-                self._ip6_input(Ipv6Packet.decode(frame.payload))
-            elif frame.ethertype == ETHERTYPE_ARP:
-                self._emit_arp(self.arp.input(ArpPacket.decode(frame.payload), self.now()))
-            elif frame.ethertype == ETHERTYPE_IPV4:
-                packet = Ipv4Packet.decode(frame.payload)
-                self._ip_input(packet)
+            if ethertype == ETHERTYPE_IPV4:
+                # (Decoded from a view: the payload is copied once, by the decoder.)
+                self._ip_input(Ipv4Packet.decode(memoryview(data)[ETH_HEADER:]))  # type: ignore[arg-type]
+            elif ethertype == ETHERTYPE_IPV6:
+                self._ip6_input(Ipv6Packet.decode(data[ETH_HEADER:]))
+            elif ethertype == ETHERTYPE_ARP:
+                self._emit_arp(self.arp.input(ArpPacket.decode(data[ETH_HEADER:]), self.now()))
+            elif ethertype < 0x0600:
+                raise DecodeError("ethernet", f"802.3 length field {ethertype}, not Ethernet II")
             else:
                 self.stats.rx_dropped += 1
         except DecodeError as exc:
-            self.stats.rx_bad += 1
-            log.debug("dropped: %s", exc)
+            self._bad(exc)
+        except Exception:
+            # A bug, or a callback of the application's that failed: the frame is
+            # lost, the stack carries on.
+            self.stats.rx_errors += 1
+            log.exception("error handling a frame")
+        finally:
+            self._in_rx = False
+
+    def _bad(self, exc: DecodeError) -> None:
+        stats = self.stats
+        stats.rx_bad += 1
+        stats.bad_by_layer[exc.layer] = stats.bad_by_layer.get(exc.layer, 0) + 1
+        log.debug("dropped: %s", exc)
 
     def _ip_input(self, packet: Ipv4Packet) -> None:
-        if packet.dst != self.address:
-            bcast = self.interface.network.broadcast_address.packed
-            if packet.dst not in (bcast, b"\xff\xff\xff\xff"):
-                self.stats.rx_dropped += 1
-                return
-        whole = self.reassembler.push(packet, self.now())
+        if packet.dst != self.address and packet.dst not in self._broadcasts:
+            self.stats.rx_dropped += 1
+            return
+        whole = packet if not packet.is_fragment else self.reassembler.push(packet, self.now())
         if whole is None:
             self._want(self.reassembler.get_timer())
             return
@@ -912,8 +1165,7 @@ class DirectStack:
             else:
                 self.stats.rx_dropped += 1
         except DecodeError as exc:
-            self.stats.rx_bad += 1
-            log.debug("dropped: %s", exc)
+            self._bad(exc)
 
     def _icmp_input(self, packet: Ipv4Packet) -> None:
         message = IcmpMessage.decode(packet.payload)
@@ -1006,15 +1258,19 @@ class DirectStack:
             self._forget(quad)
             flow = None
         if flow is not None:
-            flow.conn.receive(seg, now)
-            self._after(flow.conn, quad)
+            conn = flow.conn
+            una = conn.snd_una
+            conn.receive(seg, now)
+            if conn.snd_una != una and self.ndp is not None and len(packet.src) == 16:
+                # New data acknowledged: the neighbour is reachable (RFC 4861 7.3.1).
+                self.ndp.confirm(self.ndp.next_hop(packet.src, now), now)
+            self._after(conn, quad)
             return
         handler = self.listeners.get(seg.dst_port)
         if handler is not None and seg.syn and not seg.has_ack and not seg.rst:
-            pending = sum(1 for f in self.conns.values() if f.conn.state is State.SYN_RECEIVED)
-            if pending >= self.listen_backlog:
+            if len(self._syn_received) >= self.listen_backlog:
                 # Under pressure: answer statelessly with a SYN cookie.
-                iss, mss = self.syn_cookies.make(
+                iss, _ = self.syn_cookies.make(
                     b"".join((packet.dst, packet.src)) + _ports(seg), seg.seq, seg.mss or 536, now
                 )
                 reply = TcpSegment(
@@ -1024,7 +1280,7 @@ class DirectStack:
                     (seg.seq + 1) & 0xFFFFFFFF,
                     SYN | ACK,
                     min(self.tcp_config.recv_buffer, 0xFFFF),
-                    mss=min(mss, self.tcp_config.mss),
+                    mss=self.tcp_config.mss,  # ours; the peer's is in the cookie
                 )
                 self.stats.syn_cookies_sent += 1
                 self.ip_output(
@@ -1037,8 +1293,9 @@ class DirectStack:
             conn.path_mtu = self._cached_pmtu(packet.src)
             conn.accept(seg, now)
             flow = TcpFlow(self, conn, quad)
-            flow.handler = handler  # type: ignore[attr-defined]
+            flow.handler = handler
             self.conns[quad] = flow
+            self._syn_received.add(quad)
             self._after(conn, quad)
             return
         if handler is not None and seg.has_ack and not seg.syn and not seg.rst:
@@ -1060,7 +1317,7 @@ class DirectStack:
                     config=self._config_for(quad[2]),
                 )
                 flow = TcpFlow(self, conn, quad)
-                flow.handler = handler  # type: ignore[attr-defined]
+                flow.handler = handler
                 self.conns[quad] = flow
                 conn.receive(seg, now)
                 self._after(conn, quad)
@@ -1096,27 +1353,158 @@ class DirectStack:
         return self.tcp_config6 if len(remote) == 16 else self.tcp_config
 
     def _forget(self, quad: Quad) -> None:
+        self._syn_received.discard(quad)
+        self._conn_due.pop(quad, None)
         flow = self.conns.pop(quad, None)
         if flow is not None:
             flow.changed.set()
 
-    def _after(self, conn: Connection, quad: Quad, *, arm: bool = True) -> None:
+    def _after(self, conn: Connection, quad: Quad) -> None:
         """Send what ``conn`` produced, start handlers, wake waiters, re-arm timers."""
-        local, _, remote, _ = quad
-        for seg in conn.take_segments():
-            self.ip_output(remote, PROTO_TCP, seg.encode(local, remote), src=local)
+        segments = conn.take_segments()
+        if segments:
+            if self._in_rx:
+                # Hold what input produced until the burst being read is processed,
+                # so that the ACKs it made can be merged (_flush_held).
+                held = self._held.get(quad)
+                if held is None:
+                    self._held[quad] = segments
+                else:
+                    held += segments
+                if not self._flush_armed:
+                    self._flush_armed = True
+                    self._loop.call_soon(self._flush_held)
+            else:
+                held = self._held.pop(quad, None)  # keep the connection's order
+                self._tcp_send(quad, held + segments if held else segments)
         flow = self.conns.get(quad)
         if flow is not None and flow.conn is conn:
-            handler = getattr(flow, "handler", None)
+            handler = flow.handler
             if handler is not None and conn.state is not State.SYN_RECEIVED:
-                flow.handler = None  # type: ignore[attr-defined]
+                flow.handler = None
                 if conn.state is not State.CLOSED:
                     self._spawn(self._run_handler(handler, flow))
             flow.changed.set()
+            if conn.state is not State.SYN_RECEIVED:
+                self._syn_received.discard(quad)
             if conn.state is State.CLOSED:
                 del self.conns[quad]
-        if arm:
-            self._want(conn.get_timer())
+                self._conn_due.pop(quad, None)
+                return
+            self._schedule_conn(quad, conn)
+
+    def _tcp_send(self, quad: Quad, segments: list[TcpSegment]) -> None:
+        local, _, remote, _ = quad
+        if self._write_tso is not None and len(segments) > 1 and len(remote) == 4:
+            segments = self._send_tso(quad, segments)
+        for seg in segments:
+            self.ip_output(remote, PROTO_TCP, seg.encode(local, remote), src=local)
+
+    def _send_tso(self, quad: Quad, segments: list[TcpSegment]) -> list[TcpSegment]:
+        """Send runs of full-sized, contiguous data segments that differ in nothing
+        else as one large segment the network splits (TCP segmentation offload);
+        what cannot be merged is returned, to be sent one by one, in order."""
+        local, _, remote, _ = quad
+        hop = self._next_hop(remote)
+        mac = self.arp.lookup(hop, self.now())
+        write_tso = self._write_tso
+        if mac is None or write_tso is None or self._tx:
+            return segments  # (frames queued for the writer task must go first)
+        rest: list[TcpSegment] = []
+        i = 0
+        n = len(segments)
+        while i < n:
+            first = segments[i]
+            size = len(first.payload)
+            j = i + 1
+            if size and not first.flags & ~(ACK | PSH) and not first.sack:
+                end = first.seq + size
+                total = size
+                while j < n and total + size <= TSO_MAX:
+                    seg = segments[j]
+                    if (
+                        seg.seq != end & 0xFFFFFFFF
+                        or seg.flags & ~(ACK | PSH)
+                        or seg.ack != first.ack
+                        or seg.window != first.window
+                        or seg.timestamp != first.timestamp
+                        or seg.sack
+                        or len(seg.payload) > size
+                        or not seg.payload
+                    ):
+                        break
+                    end += len(seg.payload)
+                    total += len(seg.payload)
+                    j += 1
+                    if len(seg.payload) < size:
+                        break  # a short segment ends a run
+            if j - i < 2:
+                if rest or i:
+                    rest.append(first)
+                else:
+                    rest = [first]
+                i += 1
+                continue
+            if rest:
+                self._tcp_send_plain(quad, rest)
+                rest = []
+            run = segments[i:j]
+            merged = replace(
+                first,
+                payload=b"".join(s.payload for s in run),
+                flags=first.flags | (run[-1].flags & PSH),
+            )
+            tcp = merged.encode(local, remote)
+            self._ip_ident = (self._ip_ident + 1) & 0xFFFF
+            packet = simple_header(
+                local, remote, PROTO_TCP, len(tcp), ident=self._ip_ident, df=True
+            )
+            frame = mac + self.mac + b"\x08\x00" + packet + tcp
+            header_len = ETH_HEADER + 20 + (len(tcp) - len(merged.payload))
+            if write_tso(frame, size, header_len):
+                self.stats.tx_frames += 1
+                self.stats.tcp_tso_segments += j - i
+            else:
+                self._tcp_send_plain(quad, run)
+            i = j
+        return rest
+
+    def _tcp_send_plain(self, quad: Quad, segments: list[TcpSegment]) -> None:
+        local, _, remote, _ = quad
+        for seg in segments:
+            self.ip_output(remote, PROTO_TCP, seg.encode(local, remote), src=local)
+
+    def _flush_held(self) -> None:
+        """Send the segments held during a burst of input. A pure ACK is left out
+        when a later segment of the same connection acknowledges more (as a receiver
+        that coalesces its input would ACK): duplicate ACKs and ACKs carrying SACK
+        blocks are kept, so loss signals are not lost."""
+        self._flush_armed = False
+        held, self._held = self._held, {}
+        for quad, queued in held.items():
+            segments = queued
+            if len(segments) > 1:
+                kept: list[TcpSegment] = []
+                best = segments[-1].ack if segments[-1].flags & ACK else None
+                for seg in reversed(segments):
+                    if (
+                        seg.flags == ACK
+                        and not seg.payload
+                        and not seg.sack
+                        and best is not None
+                        and (best - seg.ack) & 0xFFFFFFFF
+                        and (best - seg.ack) & 0xFFFFFFFF < 0x80000000
+                    ):
+                        self.stats.tcp_acks_merged += 1
+                        continue
+                    kept.append(seg)
+                    if seg.flags & ACK and (
+                        best is None or (seg.ack - best) & 0xFFFFFFFF < 0x80000000
+                    ):
+                        best = seg.ack
+                kept.reverse()
+                segments = kept
+            self._tcp_send(quad, segments)
 
     async def _run_handler(self, handler: TcpHandler, flow: TcpFlow) -> None:
         try:
@@ -1131,7 +1519,7 @@ class DirectStack:
         return self._next_port
 
     async def tcp_connect(self, dst: str, port: int, timeout: float | None = None) -> TcpFlow:
-        remote = ipaddress.ip_address(dst).packed
+        remote = _packed(dst)
         local = self.source_for(remote)
         for _ in range(hi_lo := EPHEMERAL[1] - EPHEMERAL[0]):
             quad = (local, self.ephemeral_port(), remote, port)

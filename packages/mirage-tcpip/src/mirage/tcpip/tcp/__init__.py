@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._conn import Connection, State, TcpConfig, unwrap
 from ._cookies import SynCookies
+from ._host import TcpHost
 from ._isn import IsnGenerator
 from ._segment import ACK, FIN, PROTO_TCP, PSH, RST, SYN, URG, TcpSegment
 
@@ -20,6 +21,7 @@ __all__ = [
     "State",
     "SynCookies",
     "TcpConfig",
+    "TcpHost",
     "TcpSegment",
     "unwrap",
 ]

@@ -21,14 +21,16 @@ simultaneous close (FIN_WAIT_1 -> CLOSING). A connection in ``CLOSED`` is finish
 Sending: a bounded send buffer holds data from SND.UNA on; segments go out while
 the peer's window and the congestion window allow (slow start and congestion
 avoidance with byte counting, CUBIC or NewReno; limited transmit; fast retransmit and
-NewReno recovery with partial ACKs, which with SACK resends each reported hole once
-per recovery), with Nagle's algorithm unless ``nodelay``. The retransmission timer
-follows RFC 6298 (1 s initial, Karn's rule, or RTT samples from timestamps); a zero
-window is probed. Receiving: in-order data goes to a bounded receive buffer whose
-free space is the advertised window; out-of-order data waits in a reassembly map
-within the window and is reported in SACK blocks; ACKs are delayed (every second
-full segment at once, else after ``delayed_ack``) except for out-of-order data and
-FINs.
+NewReno recovery with partial ACKs, or with SACK the RFC 6675 recovery: IsLost,
+pipe and NextSeg over the scoreboard, one rescue retransmission), with Nagle's
+algorithm (Minshall's variant) unless ``nodelay``. The retransmission timer follows
+RFC 6298 (1 s initial, 0.2 s floor, Karn's rule, or RTT samples from timestamps);
+after a timeout, data the peer SACKed is skipped; a zero window is probed.
+Receiving: in-order data goes to a bounded receive buffer whose free space is the
+advertised window; out-of-order data waits in a reassembly map within the window and
+is reported in SACK blocks; ACKs are delayed (every second full segment at once,
+else after ``delayed_ack``) except for out-of-order data, data while a hole is open,
+and FINs.
 """
 
 from __future__ import annotations
@@ -36,13 +38,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from ._segment import ACK, FIN, PSH, RST, SYN, TcpSegment
+from ._segment import ACK, FIN, PSH, RST, SYN, TcpSegment, fast_segment
 
 __all__ = ["Connection", "State", "TcpConfig"]
 
 MASK = 0xFFFFFFFF
 CUBIC_C = 0.4
 CUBIC_BETA = 0.7
+NO_CWND = 1 << 30
+"""The congestion window with ``congestion="none"``: larger than any buffer."""
+CONGESTION_CONTROLS = ("cubic", "newreno", "none")
 CUBIC_ALPHA = 3 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA)
 
 
@@ -82,7 +87,10 @@ class TcpConfig:
     nodelay: bool = False
     delayed_ack: float = 0.04
     rto_initial: float = 1.0
-    rto_min: float = 1.0
+    rto_min: float = 0.2
+    """Floor of the computed RTO. RFC 6298 2.4 says 1 s (SHOULD); like Linux we use
+    0.2 s, which recovers from loss far sooner on short paths (see
+    bench/bench_loss.py). The initial RTO stays 1 s."""
     rto_max: float = 60.0
     max_retries: int = 12
     syn_retries: int = 6
@@ -90,13 +98,26 @@ class TcpConfig:
     fin_wait_2_timeout: float = 60.0
     timestamps: bool = True
     sack: bool = True
-    """Offer SACK (RFC 2018): report out-of-order data, and use the peer's reports
-    to retransmit every hole once per recovery (RFC 6675 in spirit)."""
+    """Offer SACK (RFC 2018): report out-of-order data, and recover from loss with
+    the peer's reports (RFC 6675)."""
     window_scaling: bool = True
     initial_window: int = 10
-    congestion: str = "cubic"
-    """``"cubic"`` (RFC 9438, with its Reno-friendly region) or ``"newreno"`` (RFC 5681)."""
     """Initial congestion window in segments (RFC 6928)."""
+    congestion: str = "cubic"
+    """``"cubic"`` (RFC 9438, with its Reno-friendly region), ``"newreno"`` (RFC 5681)
+    or ``"none"``: no congestion window at all, the sender limited only by its buffer
+    and the peer's window (the choice smoltcp's simulated-link test makes); loss
+    recovery (fast retransmit, SACK per RFC 6675, the RTO) still runs, but a loss
+    never shrinks the window. ``"none"`` is for links you own, not the Internet."""
+    rack: bool = False
+    """RACK-TLP (RFC 8985) on top of RFC 6675. RACK: an un-SACKed segment sent before
+    one the peer has since received counts as lost once a quarter of the minimum RTT
+    has passed beyond its expected ACK, so a loss near the end of a window-limited
+    flight is repaired without waiting for three duplicate ACKs or the RTO. TLP: two
+    SRTTs after new data with no ACK, one probe (new data, or the last segment
+    again). Off by default (Linux's ``tcp_recovery=0``, which the kernel-run scripts
+    assume); no reordering window adaptation, no D-SACK, and a lost retransmission
+    still needs the RTO."""
     challenge_acks_per_second: int = 10
     keepalive: bool = False
     """Probe an idle connection (RFC 1122 4.2.3.6); off by default, as the RFC says."""
@@ -109,6 +130,11 @@ class TcpConfig:
     min_mss: int = 88
     """Floor for the send MSS when ICMP fragmentation-needed lowers the path MTU
     (RFC 1191's 68-byte minimum MTU, less the IPv4 and TCP headers, rounded up)."""
+
+    def __post_init__(self) -> None:
+        if self.congestion not in CONGESTION_CONTROLS:
+            known = ", ".join(CONGESTION_CONTROLS)
+            raise ValueError(f"congestion must be one of {known}, not {self.congestion!r}")
 
 
 def unwrap(value: int, reference: int) -> int:
@@ -143,6 +169,7 @@ class Connection:
         self.snd_wscale = 0
         self._sbuf = bytearray()
         self._fin_queued = False
+        self._small_end = iss
         self._fin_seq: int | None = None
         self.fin_acked = False
         # receive sequence space
@@ -161,8 +188,23 @@ class Connection:
         self.ts_enabled = False
         self.sack_enabled = False
         self._sacked: list[tuple[int, int]] = []  # merged, sorted, above SND.UNA
+        # RACK (RFC 8985): segment start -> (end, last send time, retransmitted)
+        self._xmit: dict[int, tuple[int, float, bool]] = {}
+        # (send time, end) of the newest segment known delivered; the end breaks ties
+        self._rack_xmit: tuple[float, int] = (-1.0, 0)
+        self._rack_at: float | None = None
+        # Tail loss probe (RFC 8985 7): when it fires, and the episode's end (TLP.end_seq)
+        self._tlp_at: float | None = None
+        self._tlp_end: int | None = None
+        self._tlp_rtx = False
+        self._min_rtt: float | None = None
         self._rexmit_next = 0
+        # RFC 6675 state: HighRxt, RescueRxt, and whether this recovery is SACK-based
+        self._high_rxt = 0
+        self._rescue: int | None = None
+        self._sack_recovery = False
         self._last_ooo: int | None = None
+        self._ooo_recent: list[int] = []
         self.ts_recent = 0
         self._ts_offset = iss
         self._last_ack_sent = 0
@@ -179,6 +221,7 @@ class Connection:
         self._k = 0.0
         self._epoch: float | None = None
         self._w_est = 0.0
+        self._cwnd_prior = 0.0
         # RTO (RFC 6298)
         self.srtt: float | None = None
         self.rttvar = 0.0
@@ -202,6 +245,7 @@ class Connection:
         self.stats_retransmits = 0
         self.stats_fast_retransmits = 0
         self.stats_timeouts = 0
+        self.stats_tail_probes = 0
         # keepalive (RFC 1122 4.2.3.6) and path MTU (RFC 1191)
         self.keepalive = c.keepalive
         self.keepalive_idle = c.keepalive_idle
@@ -231,6 +275,8 @@ class Connection:
         wscale = None
         if c.window_scaling and (not ack or self._peer_wscale is not None):
             wscale = self._our_wscale()
+        if ack:
+            self._last_ack_sent = self.rcv_nxt
         return TcpSegment(
             self.local_port,
             self.remote_port,
@@ -290,7 +336,7 @@ class Connection:
         conn._rcv_adv = conn.rcv_nxt + min(conn.config.recv_buffer, 0xFFFF)
         conn.snd_wl1 = irs
         conn.send_mss = min(mss, conn.config.mss)
-        conn.cwnd = conn.config.initial_window * conn.send_mss
+        conn.cwnd = conn._initial_cwnd()
         return conn
 
     def _take_syn_options(self, syn: TcpSegment) -> None:
@@ -309,7 +355,12 @@ class Connection:
             self.ts_enabled = True
             self.ts_recent = syn.timestamp[0]
             self.send_mss -= 12
-        self.cwnd = c.initial_window * self.send_mss
+        self.cwnd = self._initial_cwnd()
+
+    def _initial_cwnd(self) -> int:
+        if self.config.congestion == "none":
+            return NO_CWND
+        return self.config.initial_window * self.send_mss
 
     # ------------------------------------------------------------------ application
 
@@ -414,20 +465,33 @@ class Connection:
         return scaled
 
     def _segment(self, flags: int, seq: int, payload: bytes = b"") -> TcpSegment:
+        if payload and self.sack_enabled and self.config.rack:
+            self._xmit[seq] = (seq + len(payload), self._now, seq < self.snd_max)
         if flags & ACK:
             self._last_ack_sent = self.rcv_nxt
             self._dack_at = None
             self._unacked_segments = 0
-        return TcpSegment(
+        if flags & ACK:
+            return fast_segment(
+                self.local_port,
+                self.remote_port,
+                seq,
+                self.rcv_nxt,
+                flags,
+                window=self._advertised(),
+                payload=payload,
+                timestamp=(self._ts_now(), self.ts_recent) if self.ts_enabled else None,
+                sack=self._sack_blocks() if self._ooo and self.sack_enabled else (),
+            )
+        return fast_segment(
             self.local_port,
             self.remote_port,
             seq,
-            self.rcv_nxt if flags & ACK else 0,
+            0,
             flags,
-            self._advertised() if flags & ACK else 0,
-            payload,
+            window=0,
+            payload=payload,
             timestamp=(self._ts_now(), self.ts_recent) if self.ts_enabled else None,
-            sack=self._sack_blocks() if flags & ACK and self._ooo and self.sack_enabled else (),
         )
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
@@ -439,8 +503,14 @@ class Connection:
                 ranges[-1][1] = max(ranges[-1][1], end)
             else:
                 ranges.append([start, end])
-        if self._last_ooo is not None:
-            ranges.sort(key=lambda r: not (r[0] <= self._last_ooo < r[1]))  # type: ignore[operator]
+        # The block holding the newest arrival first, then the others by how
+        # recently they grew (RFC 2018 section 4).
+        order = {start: i for i, start in enumerate(self._ooo_recent)}
+
+        def recency(r: list[int]) -> int:
+            return min((i for s, i in order.items() if r[0] <= s < r[1]), default=1 << 30)
+
+        ranges.sort(key=recency)
         limit = 3 if self.ts_enabled else 4
         return tuple((a & MASK, b & MASK) for a, b in ranges[:limit])
 
@@ -453,12 +523,20 @@ class Connection:
             return
         mss = self.send_mss
         while True:
+            limit = mss
+            if self._sacked and self.snd_nxt < self.snd_max:
+                for a, b in self._sacked:
+                    if a <= self.snd_nxt < b:
+                        self.snd_nxt = b  # the peer has it: skip
+                    elif self.snd_nxt < a:
+                        limit = min(mss, a - self.snd_nxt)
+                        break
             offset = self.snd_nxt - self.snd_una
             avail = len(self._sbuf) - offset
             flight = self.snd_nxt - self.snd_una
             window = min(self.snd_wnd, self.cwnd + self._limited)
             usable = window - flight
-            n = min(mss, avail, max(usable, 0))
+            n = min(limit, avail, max(usable, 0))
             send_fin = (
                 self._fin_queued
                 and self._fin_seq is None
@@ -474,13 +552,21 @@ class Connection:
             if (
                 0 < n < mss
                 and n == avail
-                and flight > 0
+                and self.snd_una < self._small_end
                 and not self.config.nodelay
                 and not send_fin
                 and self.snd_nxt >= self.snd_max
             ):
-                break  # Nagle: wait for the ACK of what is in flight
-            if 0 < n < mss and n < avail and n < self.max_snd_wnd // 2 and flight > 0:
+                # Nagle, as Minshall refined it (and Linux does): hold a small
+                # segment while an earlier small segment is unacknowledged.
+                break
+            if (
+                0 < n < mss
+                and n < avail
+                and n < self.max_snd_wnd // 2
+                and flight > 0
+                and self.snd_nxt >= self.snd_max
+            ):
                 break  # sender-side silly window avoidance
             payload = bytes(self._sbuf[offset : offset + n])
             flags = ACK | (PSH if n == avail and n else 0) | (FIN if send_fin else 0)
@@ -490,6 +576,8 @@ class Connection:
             if self._rtt_seq is None and self.snd_nxt >= self.snd_max and n:
                 self._rtt_seq = self.snd_nxt + n
                 self._rtt_time = now
+            if 0 < n < mss:
+                self._small_end = self.snd_nxt + n
             self.snd_nxt += n
             if send_fin:
                 self._fin_seq = self.snd_nxt
@@ -497,6 +585,8 @@ class Connection:
             self.snd_max = max(self.snd_max, self.snd_nxt)
             if self._rto_at is None:
                 self._rto_at = now + self.rto
+            if n and self.snd_nxt >= self.snd_max and self.config.rack:
+                self._arm_pto(now)
             if send_fin:
                 break
         if (
@@ -523,6 +613,8 @@ class Connection:
             t
             for t in (
                 self._rto_at,
+                self._rack_at,
+                self._tlp_at,
                 self._dack_at,
                 self._tw_at,
                 self._fw2_at,
@@ -550,6 +642,12 @@ class Connection:
             self._persist_at = None
             self._persist_backoff += 1
             self._output(now, force_one=True)
+        if self._rack_at is not None and now >= self._rack_at:
+            self._rack_at = None
+            self._rack_timeout(now)
+        if self._tlp_at is not None and now >= self._tlp_at:
+            self._tlp_at = None
+            self._on_pto(now)
         if self._rto_at is not None and now >= self._rto_at:
             self._on_rto(now)
         if self._ka_at is not None and now >= self._ka_at:
@@ -636,6 +734,8 @@ class Connection:
 
     def _on_rto(self, now: float) -> None:
         self._rto_at = None
+        self._tlp_at = None
+        self._tlp_end = None
         self.stats_timeouts += 1
         self.retries += 1
         limit = (
@@ -644,8 +744,8 @@ class Connection:
             else self.config.max_retries
         )
         if self.retries > limit:
-            if self.state in _SYNCHRONIZED:
-                self._out.append(self._segment(RST | ACK, self.snd_nxt))
+            # Give up without a word (RFC 9293 3.8.3, R2; as Linux's tcp_write_err):
+            # the peer has not answered, so a RST would most likely be lost too.
             self._enter_closed("timed out")
             return
         self.rto = min(self.rto * 2, self.config.rto_max)
@@ -664,11 +764,13 @@ class Connection:
             return
         # RFC 5681 (7): ssthresh from the flight, loss window of one segment; go back N.
         self.ssthresh = self._on_congestion(flight, now)
-        self.cwnd = self.send_mss
+        self.cwnd = self.send_mss if self.config.congestion != "none" else NO_CWND
         self.recover = self.snd_max  # RFC 6582: no fast retransmit for old dupacks
-        self.in_recovery = False
+        self.in_recovery = self._sack_recovery = False
         self.dupacks = 0
-        self._sacked = []
+        self._limited = 0
+        # Go back to SND.UNA, but keep the SACK scoreboard: what the peer holds is
+        # skipped, not sent again (as Linux does; RFC 6675 5.1 leaves it open).
         self.snd_nxt = self.snd_una
         if self._fin_seq is not None:
             self._fin_seq = None
@@ -684,6 +786,8 @@ class Connection:
 
     def _rtt_sample(self, rtt: float) -> None:
         g = 0.001
+        if self._min_rtt is None or rtt < self._min_rtt:
+            self._min_rtt = rtt
         if self.srtt is None:
             self.srtt = rtt
             self.rttvar = rtt / 2
@@ -703,6 +807,7 @@ class Connection:
 
     def _receive(self, seg: TcpSegment, now: float) -> None:
         self._now = now
+        flags = seg.flags
         if self.state is State.CLOSED:
             return
         if self.state is State.SYN_SENT:
@@ -710,36 +815,46 @@ class Connection:
             return
         if (
             self.state is State.SYN_RECEIVED
-            and seg.syn
-            and seg.has_ack
+            and flags & SYN
+            and flags & ACK
             and seg.seq == self.irs & MASK
             and self.snd_una < unwrap(seg.ack, self.snd_una) <= self.snd_max
         ):
             # Simultaneous open (RFC 9293 figure 7): the peer's SYN-ACK acknowledges
             # our SYN; take it as the ACK that completes the handshake.
             seg = replace(seg, flags=seg.flags & ~SYN, seq=(seg.seq + 1) & MASK)
+            flags = seg.flags
         seq = unwrap(seg.seq, self.rcv_nxt)
         ack = unwrap(seg.ack, self.snd_una)
+        if (
+            self.state is State.SYN_RECEIVED
+            and flags & SYN
+            and not flags & ACK
+            and not flags & RST
+            and seq == self.irs
+        ):
+            self._out.append(self._syn(True))  # the SYN again: so is our SYN-ACK
+            return
         # PAWS (RFC 7323 5.3)
         if (
             self.ts_enabled
             and seg.timestamp is not None
-            and not seg.rst
+            and not flags & RST
             and self._older(seg.timestamp[0], self.ts_recent)
         ):
             self._send_ack(now)
             return
         # 1. sequence number check
         if not self._acceptable(seq, seg):
-            if not seg.rst:
-                if self.state is State.TIME_WAIT and seg.fin:
+            if not flags & RST:
+                if self.state is State.TIME_WAIT and flags & FIN:
                     self._tw_at = now + 2 * self.config.msl
                 self._send_ack(now)
             return
         # 2. RST (RFC 5961 3.2); ignored in TIME-WAIT (RFC 1337: no assassination)
-        if seg.rst and self.state is State.TIME_WAIT:
+        if flags & RST and self.state is State.TIME_WAIT:
             return
-        if seg.rst:
+        if flags & RST:
             if seq == self.rcv_nxt:
                 if self.state is State.SYN_RECEIVED and self.passive:
                     self._enter_closed(None)
@@ -753,14 +868,14 @@ class Connection:
                 self._challenge_ack(now)
             return
         # 3. SYN in a synchronized state (RFC 5961 4.2)
-        if seg.syn:
+        if flags & SYN:
             if self.state is State.SYN_RECEIVED and seq == self.irs:
                 self._out.append(self._syn(True))  # retransmitted SYN: answer again
                 return
             self._challenge_ack(now)
             return
         # 4. ACK
-        if not seg.has_ack:
+        if not flags & ACK:
             return
         if (
             self.ts_enabled
@@ -786,10 +901,10 @@ class Connection:
         if self.state is State.CLOSED:
             return
         # 5. data and 6. FIN
-        if seg.payload or seg.fin:
+        if seg.payload or flags & FIN:
             if self.state in _RECEIVING:
                 self._receive_data(seq, seg, now)
-            elif seg.fin and self.state is State.TIME_WAIT:
+            elif flags & FIN and self.state is State.TIME_WAIT:
                 self._tw_at = now + 2 * self.config.msl
                 self._send_ack(now)
             else:
@@ -872,6 +987,8 @@ class Connection:
         window = seg.window << self.snd_wscale
         if seg.sack and self.sack_enabled:
             self._take_sack(seg.sack, ack)
+        if self._xmit:
+            self._rack_update(ack, now)
         if ack > self.snd_una:
             acked = ack - self.snd_una
             data_end = self.snd_una + len(self._sbuf)
@@ -908,6 +1025,8 @@ class Connection:
                 )
             self._on_new_ack(old_una, ack, acked, now)
             self._rto_at = None if self.snd_una >= self.snd_max else now + self.rto
+            if self.config.rack:
+                self._tlp_acked(ack, now)
             self._persist_at = None
         elif (
             ack == self.snd_una
@@ -1005,9 +1124,14 @@ class Connection:
             if ack >= self.recover:
                 # full ACK: leave fast recovery (RFC 6582 3.2 step 3, option 2)
                 self.cwnd = self.ssthresh
-                self.in_recovery = False
+                self.in_recovery = self._sack_recovery = False
                 self.recover = None
                 self.dupacks = 0
+            elif self._sack_recovery:
+                # RFC 6675 5 (C): a partial ACK updates the scoreboard; send by pipe.
+                self._high_rxt = max(self._high_rxt, self.snd_una)
+                self._rto_at = now + self.rto
+                self._sack_send(now)
             else:
                 # partial ACK: retransmit the next hole, deflate (step 4)
                 if self._rexmit_next <= self.snd_una or not self._retransmit_hole(now):
@@ -1022,6 +1146,8 @@ class Connection:
         # Appropriate byte counting (RFC 3465): slow start grows by up to 2 SMSS per
         # ACK, congestion avoidance by one SMSS per window of bytes acknowledged, so
         # delayed ACKs do not slow either down.
+        if self.cwnd >= NO_CWND:
+            return
         if self.cwnd < self.ssthresh:
             self.cwnd += min(acked, 2 * mss)
         elif self.config.congestion == "cubic":
@@ -1035,9 +1161,12 @@ class Connection:
     def _on_congestion(self, flight: int, now: float) -> int:
         """The new ssthresh after a loss; CUBIC also sets up its next epoch."""
         mss = self.send_mss
+        if self.config.congestion == "none":
+            return NO_CWND
         if self.config.congestion != "cubic":
             return max(flight // 2, 2 * mss)
         segments = max(self.cwnd, flight) / mss
+        self._cwnd_prior = segments
         if segments < self._w_max:  # fast convergence (RFC 9438 4.7)
             self._w_max = segments * (1 + CUBIC_BETA) / 2
         else:
@@ -1057,7 +1186,10 @@ class Connection:
         target = CUBIC_C * (t + rtt - self._k) ** 3 + self._w_max
         target = min(max(target, cwnd), 1.5 * cwnd)
         # the Reno-friendly estimate (RFC 9438 4.3)
-        self._w_est += CUBIC_ALPHA * (acked / mss) / cwnd
+        # Once the estimate is back at the window before the loss, Reno grows by
+        # one segment a round trip (RFC 9438 4.3: alpha_cubic becomes 1).
+        alpha = 1.0 if self._w_est >= self._cwnd_prior else CUBIC_ALPHA
+        self._w_est += alpha * (acked / mss) / cwnd
         cubic = cwnd + (target - cwnd) * (acked / mss) / cwnd
         new = max(self._w_est, cubic)
         self.cwnd = max(int(new * mss), self.cwnd)
@@ -1065,6 +1197,9 @@ class Connection:
     def _on_dupack(self, now: float) -> None:
         self.dupacks += 1
         mss = self.send_mss
+        if self.sack_enabled and self._sacked:
+            self._sack_dupack(now)
+            return
         if self.dupacks < 3 and not self.in_recovery:
             # RFC 3042: each of the first two dupacks lets one new segment out.
             self._limited = self.dupacks * mss
@@ -1082,10 +1217,257 @@ class Connection:
             self._rexmit_next = self.snd_una + min(mss, len(self._sbuf))
             self.cwnd = self.ssthresh + 3 * mss
             self._rto_at = now + self.rto
-        elif self.dupacks > 3 and self.in_recovery:
+        elif self.dupacks > 3 and self.in_recovery and not self._sack_recovery:
             self.cwnd += mss  # inflate: each dupack means a segment left the network
-            if self.sack_enabled and self._retransmit_hole(now):
-                self.cwnd -= mss  # the hole took the slot the dupack opened
+
+    # ------------------------------------------------------------------ RFC 6675
+
+    def _sacked_above(self, seq: int) -> tuple[int, int]:
+        """(bytes, discontiguous blocks) SACKed above ``seq``."""
+        total = blocks = 0
+        for a, b in self._sacked:
+            if b > seq:
+                total += b - max(a, seq + 1)
+                blocks += 1
+        return total, blocks
+
+    def _is_lost(self, seq: int) -> bool:
+        """RFC 6675 IsLost with DupThresh 3."""
+        total, blocks = self._sacked_above(seq)
+        return blocks >= 3 or total > 2 * self.send_mss or self._rack_lost(seq, self._now)
+
+    # ------------------------------------------------------------------ RFC 8985
+
+    def _rack_window(self) -> float:
+        """RACK.rtt + RACK.reo_wnd: the smoothed RTT and a quarter of the minimum."""
+        srtt = self.srtt if self.srtt is not None else self.config.rto_initial
+        return srtt + (self._min_rtt if self._min_rtt is not None else srtt) / 4
+
+    def _rack_lost(self, seq: int, now: float) -> bool:
+        entry = self._xmit.get(seq)
+        if entry is None:
+            return False
+        end, sent, _ = entry
+        return (sent, end) < self._rack_xmit and now >= sent + self._rack_window()
+
+    def _rack_update(self, ack: int, now: float) -> None:
+        """RFC 8985 6.2 steps 2 and 5, simplified: note the newest send time among the
+        segments now delivered (a retransmission only if it has been out at least the
+        minimum RTT, so an ACK of the original does not count for it), forget what
+        is acknowledged, and arm the reorder timer for the first segment sent earlier
+        that is not yet late enough to count as lost."""
+        latest = self._rack_xmit
+        min_rtt = self._min_rtt or 0.0
+        done = []
+        for start, (end, sent, rtx) in self._xmit.items():
+            delivered = end <= ack
+            if not delivered:
+                for a, b in self._sacked:
+                    if a <= start and end <= b:
+                        delivered = True
+                        break
+                    if a > start:
+                        break
+            if delivered:
+                if not rtx or now - sent >= min_rtt:
+                    latest = max(latest, (sent, end))
+                if end <= ack:
+                    done.append(start)
+        for start in done:
+            del self._xmit[start]
+        self._rack_xmit = latest
+        window = self._rack_window()
+        wake: float | None = None
+        for start, (end, sent, _) in self._xmit.items():
+            if (sent, end) < latest and not any(a <= start and end <= b for a, b in self._sacked):
+                deadline = sent + window
+                if deadline > now and (wake is None or deadline < wake):
+                    wake = deadline
+        self._rack_at = wake
+
+    def _arm_pto(self, now: float) -> None:
+        """RFC 8985 7.2: schedule a tail loss probe two SRTTs after new data (plus
+        the worst-case delayed ACK when one segment is out), never after the RTO;
+        not in loss recovery, nor while a probe's episode is open."""
+        if (
+            not self.sack_enabled
+            or self.in_recovery
+            or self._tlp_end is not None
+            or self.state not in _SENDING
+            or self.snd_una >= self.snd_max
+        ):
+            self._tlp_at = None
+            return
+        pto = 2 * self.srtt if self.srtt is not None else 1.0
+        if self.snd_max - self.snd_una <= self.send_mss:
+            pto += 0.2
+        at = now + pto
+        if self._rto_at is not None:
+            at = min(at, self._rto_at)
+        self._tlp_at = at
+
+    def _on_pto(self, now: float) -> None:
+        """RFC 8985 7.3: send one probe, new data if the peer's window takes it, else
+        the last segment again; the RTO is then rearmed."""
+        if (
+            self.in_recovery
+            or self.state not in _SENDING
+            or self.snd_una >= self.snd_max
+            or self.snd_nxt < self.snd_max
+        ):
+            return
+        data_end = self.snd_una + len(self._sbuf)
+        window_end = self.snd_una + self.snd_wnd
+        if self.snd_max < data_end and self.snd_max < window_end:
+            start = self.snd_max
+            n = min(self.send_mss, data_end - start, window_end - start)
+            rtx = False
+        else:
+            end = min(self.snd_max, data_end)
+            start = max(self.snd_una, end - self.send_mss)
+            n = end - start
+            rtx = True
+        if n <= 0:
+            return
+        off = start - self.snd_una
+        payload = bytes(self._sbuf[off : off + n])
+        flags = ACK | (PSH if start + n == data_end else 0)
+        self._out.append(self._segment(flags, start, payload))
+        self.stats_tail_probes += 1
+        if rtx:
+            self.stats_retransmits += 1
+            self._rtx_ts = self._ts_now()
+            self._rtt_seq = None
+        else:
+            self.snd_nxt = self.snd_max = start + n
+        self._tlp_end = self.snd_max
+        self._tlp_rtx = rtx
+        self._rto_at = now + self.rto
+
+    def _tlp_acked(self, ack: int, now: float) -> None:
+        """An ACK that advanced SND.UNA: end a probe's episode once it is covered (a
+        retransmitted probe counts as a repaired loss, RFC 8985 7.4.2, since we do
+        not read D-SACKs), and schedule the next probe if data is still out."""
+        if self._tlp_end is not None and ack >= self._tlp_end:
+            if self._tlp_rtx and not self.in_recovery:
+                self.ssthresh = self._on_congestion(self.snd_max - self.snd_una, now)
+                self.cwnd = max(min(self.cwnd, self.ssthresh), self.send_mss)
+            self._tlp_end = None
+        self._arm_pto(now)
+
+    def _rack_timeout(self, now: float) -> None:
+        """The reorder timer: segments have become lost by time; repair them."""
+        if self.state not in _SYNCHRONIZED or not self._sacked:
+            return
+        if self.in_recovery:
+            if self._sack_recovery:
+                self._sack_send(now)
+        elif self._is_lost(self.snd_una) and (self.recover is None or self.snd_una >= self.recover):
+            self._enter_sack_recovery(now)
+
+    def _holes(self) -> list[tuple[int, int]]:
+        """Un-SACKed ranges from SND.UNA up to SND.MAX (the last one may be the tail
+        above the highest SACK)."""
+        out: list[tuple[int, int]] = []
+        pos = self.snd_una
+        for a, b in self._sacked:
+            if a > pos:
+                out.append((pos, a))
+            pos = max(pos, b)
+        if pos < self.snd_max:
+            out.append((pos, self.snd_max))
+        return out
+
+    def _pipe(self) -> int:
+        """RFC 6675 SetPipe: bytes presumed in the network."""
+        pipe = 0
+        for a, b in self._holes():
+            if not self._is_lost(a):
+                pipe += b - a
+            if a < self._high_rxt:
+                pipe += min(b, self._high_rxt) - a
+        return pipe
+
+    def _next_seg(self) -> tuple[int, int, bool] | None:
+        """RFC 6675 NextSeg: (start, length, is the rescue retransmission)."""
+        mss = self.send_mss
+        data_end = self.snd_una + len(self._sbuf)
+        highest_sack = self._sacked[-1][1] if self._sacked else self.snd_una
+        holes = [(max(a, self._high_rxt), b) for a, b in self._holes()]
+        holes = [(a, min(b, data_end)) for a, b in holes if a < min(b, data_end)]
+        # (1) the first lost hole not yet retransmitted
+        for a, b in holes:
+            if a < highest_sack and self._is_lost(a):
+                return a, min(mss, b - a), False
+        # (2) new data the peer's window allows
+        if self.snd_max < data_end and self.snd_max + 1 <= self.snd_una + self.snd_wnd:
+            n = min(mss, data_end - self.snd_max, self.snd_una + self.snd_wnd - self.snd_max)
+            return self.snd_max, n, False
+        # (3) a hole below the highest SACK, not (yet) presumed lost
+        for a, b in holes:
+            if a < highest_sack:
+                return a, min(mss, b - a), False
+        # (4) the rescue retransmission: once per recovery, the highest unSACKed data
+        if (self._rescue is None or self.snd_una > self._rescue) and holes:
+            a, b = holes[-1]
+            start = max(a, b - mss)
+            return start, b - start, True
+        return None
+
+    def _sack_send(self, now: float) -> None:
+        """Send while cwnd - pipe allows a full segment (RFC 6675 5 (C))."""
+        for _ in range(64):
+            if self.cwnd - self._pipe() < self.send_mss:
+                return
+            seg = self._next_seg()
+            if seg is None:
+                return
+            start, n, rescue = seg
+            if n <= 0:
+                return
+            off = start - self.snd_una
+            payload = bytes(self._sbuf[off : off + n])
+            if start >= self.snd_max:
+                flags = ACK | (PSH if start + n == self.snd_una + len(self._sbuf) else 0)
+                self._out.append(self._segment(flags, start, payload))
+                self.snd_nxt = self.snd_max = start + n
+            else:
+                self.stats_retransmits += 1
+                self._rtx_ts = self._ts_now()
+                self._rtt_seq = None
+                self._out.append(self._segment(ACK, start, payload))
+                if rescue:
+                    self._rescue = self.recover
+                else:
+                    self._high_rxt = max(self._high_rxt, start + n)
+            if self._rto_at is None:
+                self._rto_at = now + self.rto
+
+    def _sack_dupack(self, now: float) -> None:
+        """A duplicate ACK with SACK information (RFC 6675 5)."""
+        if self.in_recovery:
+            self._sack_send(now)
+            return
+        if self.dupacks < 3 and not self._is_lost(self.snd_una):
+            self._limited = self.dupacks * self.send_mss
+            return
+        if self.recover is not None and self.snd_una < self.recover:
+            return  # still the aftermath of an earlier episode
+        self._enter_sack_recovery(now)
+
+    def _enter_sack_recovery(self, now: float) -> None:
+        self._tlp_at = None
+        self._limited = 0
+        self.ssthresh = self._on_congestion(self.snd_max - self.snd_una, now)
+        self.cwnd = self.ssthresh
+        self.recover = self.snd_max
+        self.in_recovery = self._sack_recovery = True
+        self._rescue = None
+        self.stats_fast_retransmits += 1
+        self._retransmit_head(now)
+        self._high_rxt = self.snd_una + min(self.send_mss, len(self._sbuf))
+        self._rto_at = now + self.rto
+        self._sack_send(now)
 
     def _receive_data(self, seq: int, seg: TcpSegment, now: float) -> None:
         payload = seg.payload
@@ -1099,7 +1481,10 @@ class Connection:
             payload = payload[: max(0, room - (seq - self.rcv_nxt))]
             fin = False
         if payload and self.app_closed:
-            self.abort(now, "data arrived after close")
+            # No reader any more: reset, as for a segment that reaches no
+            # connection (RFC 9293 3.10.7.4, RFC 2525 2.17).
+            self._out.append(TcpSegment(self.local_port, self.remote_port, seg.ack, 0, RST, 0))
+            self._enter_closed("data arrived after close")
             return
         if seq == self.rcv_nxt:
             self._rbuf += payload
@@ -1123,7 +1508,8 @@ class Connection:
             if fin or (self._ooo_fin is not None and self._ooo_fin == self.rcv_nxt):
                 self._on_fin(now)
                 return
-            if gap_filled or payload == b"":
+            if gap_filled or payload == b"" or self._ooo:
+                # RFC 5681 4.2: at once while a hole is open or just closed.
                 self._send_ack(now)
                 return
             self._unacked_segments += 1
@@ -1137,6 +1523,10 @@ class Connection:
                 if have is None or len(have) < len(payload):
                     self._ooo[seq] = payload
                 self._last_ooo = seq
+                if seq in self._ooo_recent:
+                    self._ooo_recent.remove(seq)
+                self._ooo_recent.insert(0, seq)
+                del self._ooo_recent[16:]
             if fin:
                 self._ooo_fin = seq + len(payload)
             self._send_ack(now)  # immediate duplicate ACK for fast retransmit
@@ -1163,6 +1553,8 @@ class Connection:
     def _enter_time_wait(self, now: float) -> None:
         self.state = State.TIME_WAIT
         self._rto_at = self._dack_at = self._fw2_at = self._persist_at = self._ka_at = None
+        self._rack_at = self._tlp_at = None
+        self._xmit.clear()
         self._tw_at = now + 2 * self.config.msl
 
     def _enter_closed(self, error: str | None) -> None:
@@ -1170,6 +1562,8 @@ class Connection:
         if error is not None and self.error is None:
             self.error = error
         self._rto_at = self._dack_at = self._tw_at = self._fw2_at = self._persist_at = None
+        self._rack_at = self._tlp_at = None
+        self._xmit.clear()
         self._ka_at = None
         self._sbuf.clear()
         self._ooo.clear()

@@ -4,9 +4,11 @@ For each cell (an example on a target) this builds a fresh copy of the example w
 ``mirage configure`` and ``mirage build``, starts ``mirage run``, waits for the
 application's marker line on the streamed console and, for the static website, asks
 it for ``/`` over HTTP from this host (through QEMU's user-mode network and port
-forward, so through the guest's own TCP/IP stack, mirage-tcpip, on its virtio NIC).
-Every step has a timeout; a cell that needs a missing tool is reported as skipped,
-naming the tool.
+forward, so through the guest's own TCP/IP stack, mirage-tcpip, on its virtio NIC);
+on virtio x86_64 also over HTTPS (mirage-tls in the guest, a certificate made here,
+this host's OpenSSL checking it). Every step has a timeout; a cell that needs a
+missing tool is reported as skipped, naming the tool. On a terminal the step under
+way shows on one line; otherwise (CI) only a line per cell is printed.
 
     python tools/boot_matrix.py              # the whole matrix
     python tools/boot_matrix.py -k xen       # cells whose name holds "xen"
@@ -22,6 +24,7 @@ import queue
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -54,6 +58,7 @@ class Cell:
     http: bool = False  # ask the website for / once the marker is seen
     exit_status: int | None = 0  # for cells that run to the end
     refused: str = ""  # the build must fail, saying this
+    https: bool = False  # the website gets a certificate and is asked over HTTPS too
 
 
 QEMU_X86 = ("qemu-system-x86_64", "apt-get", "dpkg-deb")
@@ -81,7 +86,16 @@ CELLS = (
     _hello("unix", ("-t", "unix"), ()),
     _website("unix", ("-t", "unix"), ()),
     _hello("virtio-x86_64", ("-t", "virtio"), QEMU_X86),
-    _website("virtio-x86_64", ("-t", "virtio"), QEMU_X86),
+    # The website over HTTP and HTTPS (one boot: a cell of its own would cost ~25 s).
+    Cell(
+        "static-website+https/virtio-x86_64",
+        "static-website",
+        ("-t", "virtio"),
+        QEMU_X86,
+        marker="static-website: serving on https",
+        http=True,
+        https=True,
+    ),
     _hello("xen-x86_64-on-xen", ("-t", "xen", "--xen-boot", "hypervisor"), QEMU_X86),
     _website("xen-x86_64-on-xen", ("-t", "xen", "--xen-boot", "hypervisor"), QEMU_X86),
     _website("xen-x86_64-pvh", ("-t", "xen", "--xen-boot", "pvh"), QEMU_X86),
@@ -106,6 +120,30 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+class Progress:
+    """The step under way, on one line rewritten in place: on a terminal only, so that
+    CI logs hold just the results."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.started = time.monotonic()
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            elapsed = time.monotonic() - self.started
+            self.stream.write(f"\r\033[K[{elapsed:4.0f} s] {text}")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+PROGRESS = Progress()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,12 +164,49 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _get(url: str, deadline: float) -> bytes:
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for ``localhost`` and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _get(url: str, deadline: float, context: ssl.SSLContext | None = None) -> bytes:
     """GET ``url``, retrying until ``deadline`` (the guest may still be settling)."""
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())) as r:
+            remaining = max(1.0, deadline - time.monotonic())
+            with urllib.request.urlopen(url, timeout=remaining, context=context) as r:
                 if r.status != 200:
                     raise OSError(f"HTTP status {r.status}")
                 return bytes(r.read())
@@ -143,12 +218,27 @@ def _get(url: str, deadline: float) -> bytes:
 
 def _boot(cell: Cell, project: Path, result: Result) -> None:
     args = list(cell.run_args)
-    port = 0
+    port = tls_port = 0
+    context = None
     if cell.http:
         port = _free_port()
         target = cell.configure[1]
-        args += ["--port", str(port)] if target == "unix" else ["--vm-forward", f"{port}:8080"]
+        if cell.https:
+            # Our TLS (mirage-tls on cryptography's primitives) inside the guest, this
+            # host's OpenSSL (Python's ssl module) as the client checking the chain.
+            tls_port = _free_port()
+            cert, key = _certificate(project)
+            context = ssl.create_default_context(cafile=str(cert))
+            args += ["--tls-cert", str(cert), "--tls-key", str(key)]
+            if target == "unix":
+                args += ["--tls-port", str(tls_port)]
+        if target == "unix":
+            args += ["--port", str(port)]
+        else:
+            forward = f"{port}:8080" + (f",{tls_port}:8443" if cell.https else "")
+            args += ["--vm-forward", forward]
     start = time.monotonic()
+    PROGRESS.show(f"{cell.name}: booting")
     child = subprocess.Popen(
         [sys.executable, "-m", "mirage.core", "-C", str(project), "run", *args],
         stdout=subprocess.PIPE,
@@ -180,10 +270,17 @@ def _boot(cell: Cell, project: Path, result: Result) -> None:
                 result.timings["first line"] = time.monotonic() - start
                 break
         if cell.http:
+            PROGRESS.show(f"{cell.name}: asking the website")
             body = _get(f"http://127.0.0.1:{port}/", time.monotonic() + HTTP_TIMEOUT)
             result.timings["HTTP answer"] = time.monotonic() - start
             if b"<html" not in body.lower():
                 raise RuntimeError(f"unexpected body: {body[:80]!r}")
+            if cell.https:
+                url = f"https://localhost:{tls_port}/"
+                secure = _get(url, time.monotonic() + HTTP_TIMEOUT, context)
+                result.timings["HTTPS answer"] = time.monotonic() - start
+                if secure != body:
+                    raise RuntimeError(f"HTTPS gave another body: {secure[:80]!r}")
             child.send_signal(signal.SIGTERM)  # serves forever: stop it
         status = child.wait(timeout=BOOT_TIMEOUT)
         if not cell.http and cell.exit_status is not None and status != cell.exit_status:
@@ -212,6 +309,7 @@ def run_cell(cell: Cell, work: Path) -> Result:
         ignore=shutil.ignore_patterns("mirage", "dist", "__pycache__"),
     )
     start = time.monotonic()
+    PROGRESS.show(f"{cell.name}: configuring and building")
     configured = _mirage(project, "configure", *cell.configure, timeout=120)
     if configured.returncode != 0:
         result.status, result.detail = "FAILED", "configure: " + _tail(configured.stderr)
@@ -262,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         for cell in cells:
             result = run_cell(cell, work)
+            PROGRESS.clear()
             _report(result, out)
             results.append(result)
     failed = [r for r in results if r.status == "FAILED"]

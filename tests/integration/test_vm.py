@@ -1,5 +1,6 @@
 """The static-website example, unchanged, as a virtual machine answering the host
-kernel's HTTP client through our own TCP/IP stack inside the guest, over a TAP device.
+kernel's HTTP client through our own TCP/IP stack inside the guest, over a TAP device,
+and over HTTPS (mirage-tls in the guest, the host's OpenSSL as the client).
 
 The boot matrix (tools/boot_matrix.py, nox -s boot) asks the same website through
 QEMU's user-mode network on every target; this test wires the guest's NIC to a TAP
@@ -9,6 +10,7 @@ device of a throw-away network namespace instead, where the host kernel is the p
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -50,11 +52,49 @@ def _wait_for(child: subprocess.Popen[str], text: str, timeout: float = 180) -> 
     raise AssertionError(f"no {text!r} on the console:\n{seen}")
 
 
-def _get(url: str, timeout: float = 60) -> bytes:
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for the guest's address, and its key (PEM)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "10.0.0.2")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("10.0.0.2"))])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _get(url: str, timeout: float = 60, context: ssl.SSLContext | None = None) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
+            with urllib.request.urlopen(url, timeout=10, context=context) as response:
                 assert response.status == 200
                 return bytes(response.read())
         except OSError:
@@ -76,12 +116,14 @@ def test_static_website_answers_over_tap_from_a_virtio_guest(
     assert result.returncode == 0, result.stderr
     result = mirage(directory, "build", timeout=600)
     assert result.returncode == 0, result.stderr
+    cert, key = _certificate(directory)
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
     with inside_netns():
         ip("tuntap", "add", "dev", "mtap0", "mode", "tap")
         ip("addr", "add", "10.0.0.1/24", "dev", "mtap0")
         ip("link", "set", "mtap0", "up")
         child = subprocess.Popen(
-            [sys.executable, "-m", "mirage.core", "-C", str(directory), "run", *TAP],
+            [sys.executable, "-m", "mirage.core", "-C", str(directory), "run", *TAP, *tls],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -89,7 +131,12 @@ def test_static_website_answers_over_tap_from_a_virtio_guest(
         try:
             line = _wait_for(child, "serving")
             assert line == "static-website: serving on http://10.0.0.2:8080/\n"
-            assert b"Hello from a unikernel" in _get("http://10.0.0.2:8080/")
+            line = _wait_for(child, "serving")
+            assert line == "static-website: serving on https://10.0.0.2:8443/\n"
+            plain = _get("http://10.0.0.2:8080/")
+            assert b"Hello from a unikernel" in plain
+            context = ssl.create_default_context(cafile=str(cert))
+            assert _get("https://10.0.0.2:8443/", context=context) == plain
         finally:
             child.terminate()
             child.communicate(timeout=60)

@@ -155,3 +155,20 @@ def test_every_device_tree_debians_arm64_kernel_ships_round_trips() -> None:
     for path in blobs:
         data = path.read_bytes()
         assert push_fdt(pull_fdt(data)) == data, path.name
+
+
+@pytest.mark.parametrize("target", [("-t", "arm"), ("-t", "xen-arm64")])
+def test_a_block_device_is_refused_at_build_time(tmp_path: Path, target: tuple[str, ...]) -> None:
+    pytest.importorskip("mirage.block", reason="needs mirage-block (the default block device)")
+    (tmp_path / "config.py").write_text(
+        textwrap.dedent("""
+        from mirage.core.dsl import default, job, register
+        register("disk", job("unikernel:start", block=default("block")))
+    """)
+    )
+    (tmp_path / "unikernel.py").write_text("async def start(block):\n    pass\n")
+    configured = mirage(tmp_path, "configure", *target)
+    assert configured.returncode == 0, configured.stderr
+    built = mirage(tmp_path, "build")
+    assert built.returncode != 0
+    assert "images have no disk driver yet" in built.stderr and "-t virtio" in built.stderr

@@ -36,7 +36,9 @@ def test_registers_its_targets_and_keys() -> None:
     for name in ("arm", "xen-arm64"):
         target = registry.targets[name].value
         assert "mirage-arm>=0.1,<1" in target.requires
-        assert set(target.defaults) == {"console", "sleep", "clock", "random", "network", "stack"}
+        assert set(target.defaults) == {
+            *("console", "sleep", "clock", "random", "network", "stack", "block")
+        }
         for path in (target.builder, target.runner):
             module, _, attr = path.partition(":")
             assert callable(getattr(importlib.import_module(module), attr)), path

@@ -286,7 +286,7 @@ def test_entry_point_registers_the_virtio_target_and_its_keys() -> None:
     assert not registry.failures
     assert set(registry.targets) == {"virtio"}
     assert set(registry.keys) == {"net", "target"} | {k.name for k in _plugin.KEYS}
-    assert {k.name for k in _plugin.KEYS} >= {"vm-net", "vm-forward", "vm-arch"}
+    assert {k.name for k in _plugin.KEYS} >= {"vm-net", "vm-forward", "vm-arch", "vm-disk"}
     assert not registry.impls
 
 
@@ -352,3 +352,50 @@ def test_a_guest_that_does_not_finish_in_time_is_stopped(tmp_path: Path) -> None
     with pytest.raises(MirageError, match=r"no exit status within 0\.5 s") as caught:
         stream_console(machine, tmp_path, timeout=timeout)
     assert "--vm-timeout" in str(caught.value.hint)
+
+
+def test_a_slow_machines_timer_warning_is_not_shown() -> None:
+    line = "[    0.020000] ..MP-BIOS bug: 8254 timer not connected to IO-APIC"
+    assert ConsoleFilter().feed(line + "\n") == Seen()
+    assert ConsoleFilter().feed("[    1.0] BUG: kernel NULL pointer\n").show is not None
+
+
+@given(st.binary(max_size=300))
+@example(b"\x7fELF\x02\x01" + bytes(58))
+def test_section_stripping_is_total(data: bytes) -> None:
+    from mirage.vm._elf import without_sections
+
+    assert isinstance(without_sections(data), bytes)
+
+
+def test_an_extension_without_its_sections_still_loads(tmp_path: Path) -> None:
+    import importlib
+    import subprocess
+    import sys
+
+    from mirage.vm._elf import without_sections
+
+    for name in ("_decimal", "_ctypes", "_json", "_asyncio", "_sqlite3"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        path = getattr(module, "__file__", None)
+        if path and path.endswith(".so"):
+            break
+    else:
+        pytest.skip("this interpreter has no extension module in a shared library")
+    data = Path(path).read_bytes()
+    stripped = without_sections(data)
+    assert len(stripped) <= len(data)
+    assert needed_libraries(stripped) == needed_libraries(data)
+    (tmp_path / Path(path).name).write_bytes(stripped)
+    code = (
+        "import importlib.machinery as m, importlib.util as u, sys\n"
+        f"spec = u.spec_from_file_location({name!r}, {str(tmp_path / Path(path).name)!r})\n"
+        "module = u.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(module.__file__)\n"
+    )
+    loaded = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert str(tmp_path) in loaded.stdout

@@ -43,7 +43,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # website needs mirage-http; it boots in the boot matrix).
     project = tmp_path_factory.mktemp("xen") / "echo"
     shutil.copytree(EXAMPLES / "echo", project, ignore=shutil.ignore_patterns("mirage", "dist"))
-    configured = mirage(project, "configure", "-t", "xen", "--vm-memory", "200")
+    (project / "disk.img").write_bytes(bytes(4096))
+    configured = mirage(
+        project, "configure", "-t", "xen", "--vm-memory", "200", "--vm-disk", "disk.img"
+    )
     assert configured.returncode == 0, configured.stderr
     built = mirage(project, "build")
     assert built.returncode == 0, built.stderr
@@ -58,6 +61,8 @@ def test_the_image_is_a_pvh_kernel_with_its_nic_drivers(image: Path) -> None:
     # virtio under QEMU, Xen's PV NIC on a Xen host; our stack's modules.
     assert b"lib/modules/virtio_net.ko" in initrd and b"lib/modules/xen-netfront.ko" in initrd
     assert b"app/mirage/tcpip/" in initrd and b"app/mirage/net/packet.pyc" in initrd
+    # The disk: Xen's PV one on a Xen host, virtio under QEMU.
+    assert b"lib/modules/xen-blkfront.ko" in initrd and b"lib/modules/virtio_blk.ko" in initrd
 
 
 def _xlutil() -> ctypes.CDLL | None:
@@ -115,6 +120,11 @@ def test_xl_parses_the_guest_configuration(image: Path) -> None:
         assert string("type") == "pvh" and string("kernel") == "echo.vmlinux"
         assert string("ramdisk") == "echo.initrd" and number("memory") == 200
         assert "console=hvc0" in string("extra") and "MIRAGE_ARGV=" in string("extra")
+        disk = str((image.parent / "disk.img").resolve())
+        assert (
+            f"disk = ['format=raw, vdev=xvda, access=rw, target={disk}']"
+            in (image / "echo.xl.cfg").read_text()
+        )
     finally:
         lib.xlu_cfg_destroy(config)
 

@@ -80,6 +80,20 @@ def _fetch_root(arch: Arch, flavour: str, extra: list[str]) -> tuple[Path, Path,
     return root, kernel, version
 
 
+def _no_disk(ctx: ArtifactContext, target: str) -> None:
+    """The ARM images have no disk driver yet: refuse a block device at build time
+    rather than fail at start on a missing ``/dev/disk0``."""
+    keys = _keys(ctx)
+    blocks = [d.id for d in ctx.plan.devices if d.module_type == "block"]
+    if blocks or keys.get("vm-disk"):
+        raise MirageError(
+            f"the {target} images have no disk driver yet"
+            + (f" (the configuration's block device {blocks[0]!r})" if blocks else ""),
+            where="--vm-disk" if not blocks else "block device",
+            hint="use -t virtio (or -t xen) for an application with a disk",
+        )
+
+
 def _build_image(
     ctx: ArtifactContext, arch: Arch, root: Path, version: str, network: bool
 ) -> Image:
@@ -127,6 +141,7 @@ def _write_script(path: Path, argv: list[str]) -> None:
 
 def build_xen(ctx: ArtifactContext) -> list[Path]:
     keys = _keys(ctx)
+    _no_disk(ctx, "xen-arm64")
     if _needs_network(ctx):
         raise MirageError(
             "a dom0less guest of Xen on ARM64 has no network device (Xen's PV network"
@@ -223,6 +238,7 @@ def _board(keys: dict[str, Any]) -> Board:
 
 def build_arm(ctx: ArtifactContext) -> list[Path]:
     keys = _keys(ctx)
+    _no_disk(ctx, "arm")
     board = _board(keys)
     arch = ARM_ARCHES[board.arch]
     network = _needs_network(ctx)

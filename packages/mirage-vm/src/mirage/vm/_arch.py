@@ -14,6 +14,9 @@ RUNTIME_PACKAGES = (
     "zlib1g",
     "libexpat1",
     "libffi8",
+    "libgcc-s1",  # for compiled wheels (cryptography's Rust code, for HTTPS)
+    "liblzma5",  # _lzma and _bz2 (compressed tar archives)
+    "libbz2-1.0",
 )
 """Debian packages that hold CPython and the shared libraries it and its modules load."""
 

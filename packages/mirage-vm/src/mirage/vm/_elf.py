@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["ElfError", "needed_libraries"]
+__all__ = ["ElfError", "needed_libraries", "without_sections"]
 
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 _DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_STRSZ = 0, 1, 5, 10
@@ -112,3 +112,33 @@ def has_pvh_entry(data: bytes) -> bool:
         return False
     except (struct.error, IndexError, ValueError, OverflowError):
         return False
+
+
+def without_sections(data: bytes) -> bytes:
+    """A 64-bit ELF file without what its program headers do not cover: the section
+    headers and the sections outside every segment (symbol tables, debugging
+    information, comments), which the dynamic loader never reads. Anything else, or
+    a file whose section headers do not come after its segments, is returned as is."""
+    try:
+        if data[:4] != b"\x7fELF" or data[4] != 2:
+            return data
+        end = "<" if data[5] == 1 else ">"
+        (phoff,) = struct.unpack_from(end + "Q", data, 0x20)
+        (shoff,) = struct.unpack_from(end + "Q", data, 0x28)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36)
+        if phentsize < 56 or phnum == 0:
+            return data
+        last = max(64, phoff + phentsize * phnum)
+        for i in range(phnum):
+            _, _, p_offset, _, _, p_filesz = struct.unpack_from(
+                end + "IIQQQQ", data, phoff + i * phentsize
+            )
+            last = max(last, p_offset + p_filesz)
+        if last > len(data) or shoff < last:
+            return data
+        header = bytearray(data[:last])
+        struct.pack_into(end + "Q", header, 0x28, 0)  # e_shoff
+        struct.pack_into(end + "HH", header, 0x3C, 0, 0)  # e_shnum, e_shstrndx
+        return bytes(header)
+    except (struct.error, IndexError, OverflowError):
+        return data

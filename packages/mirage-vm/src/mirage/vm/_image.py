@@ -9,6 +9,8 @@ The initramfs holds, and holds only:
   and ``/init``, and lists ``sys.modules``), closed over the imports written in those
   modules' own sources, so that imports made later (inside functions) are there too;
 - the application's own modules and the devices it uses (as the unix zipapp has them);
+- for an application that requires mirage-tls: mirage-tls and the compiled
+  ``cryptography`` (with ``_cffi_backend``) of the build's environment;
 - the kernel modules the chosen devices need, with their dependencies read from each
   module's ``.modinfo``;
 - the device nodes CPython needs before devtmpfs is mounted, and ``/init``.
@@ -32,7 +34,7 @@ from mirage.core.build import ArtifactContext, collect_modules
 
 from ._arch import Arch
 from ._cpio import CpioWriter
-from ._elf import ElfError, needed_libraries
+from ._elf import ElfError, needed_libraries, without_sections
 
 __all__ = ["Image", "build_initramfs", "find_kernel"]
 
@@ -144,6 +146,82 @@ _WRAPPERS = {"_ssl": ("ssl",)}  # extension -> the modules that are only its wra
 _SKIP_STDLIB = ("test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data")
 
 
+_TLS_TRACE_MODULES = (
+    "mirage.tls",
+    "mirage.tls._config",
+    "mirage.tls._connection",
+    "mirage.tls.flow",
+    "mirage.tls.stack",
+    "cryptography.hazmat.bindings._rust",
+)
+
+
+def _wants_tls(ctx: ArtifactContext, app_names: set[str]) -> bool:
+    """Whether the application uses mirage-tls: it requires the distribution (mirage-http
+    imports mirage-tls only when HTTPS is asked for, so no import shows it)."""
+    requires = [*ctx.plan.requires, *(r for d in ctx.plan.devices for r in d.requires)]
+    named = any(re.match(r"mirage-tls(?![\w.-])", r.strip()) for r in requires)
+    return named or "mirage.tls" in app_names
+
+
+def _package_files(name: str) -> list[tuple[str, Path]] | None:
+    """``(path under /app, file)`` for every module file of the installed package or
+    module ``name`` (as the build's interpreter finds it), or None if it is missing."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    origin = Path(spec.origin)
+    if spec.submodule_search_locations is None:
+        return [(origin.name, origin)]
+    files = []
+    for location in spec.submodule_search_locations:
+        base = Path(location)
+        prefix = Path(*name.split("."))
+        for path in sorted(base.rglob("*")):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            if path.suffix == ".py" or path.name.endswith(".so"):
+                files.append(((prefix / path.relative_to(base)).as_posix(), path))
+    return files
+
+
+def _tls_extras(
+    ctx: ArtifactContext, arch: Arch, app_names: set[str]
+) -> list[tuple[str, Path]] | str:
+    """The files HTTPS needs beyond the application's own modules: mirage-tls (loaded
+    by mirage-http only when asked for) and ``cryptography`` with its ``_cffi_backend``,
+    whose compiled code is taken from the build's own environment: it must be built
+    for the image's architecture (a manylinux wheel carries its own OpenSSL, so it
+    needs only libc and libgcc_s from the runtime). Debian's python3-cryptography
+    (38.0) is too old for mirage-tls, which validates chains with
+    ``cryptography.x509.verification`` (cryptography 42 and later).
+
+    A list of files, or (the application does not use TLS: an empty list) or a
+    note saying why HTTPS was left out."""
+    import platform
+
+    if not _wants_tls(ctx, app_names):
+        return []
+    host = platform.machine()
+    if host != arch.name:
+        return (
+            f"mirage-tls (the build runs on {host}; HTTPS in an {arch.name} image needs"
+            f" cryptography built for {arch.name})"
+        )
+    files: list[tuple[str, Path]] = []
+    for name in ("mirage.tls", "cryptography", "_cffi_backend"):
+        found = _package_files(name)
+        if found is None:
+            return f"mirage-tls (the build's environment has no {name})"
+        files.extend((rel, path) for rel, path in found if not rel.endswith("_plugin.py"))
+    return files
+
+
 def _kernel_modules(root: Path, version: str, wanted: Iterable[str]) -> list[Path]:
     """``wanted`` and their dependencies (from ``depends=`` in .modinfo), deps first."""
     base = root / "lib" / "modules" / version
@@ -175,12 +253,14 @@ def build_initramfs(
     console: str | None = None,
     own_stack: bool = False,
     kernel_modules: Iterable[str] = (),
+    disk: bool = False,
 ) -> Image:
     """The initramfs for ``ctx``'s application. ``network``: the NIC's kernel modules
     go in and ``/init`` brings the NIC up; ``own_stack``: the application's own
     TCP/IP stack takes the NIC over (``/init`` gives the kernel no address on it and
     turns off receive offloads, so that frames arrive as they were on the wire).
-    ``kernel_modules``: more modules to load at boot (with their dependencies)."""
+    ``kernel_modules``: more modules to load at boot (with their dependencies);
+    ``disk``: ``/init`` links the first disk to ``/dev/disk0``."""
     main = ctx.gen_dir.parent / "main.py"
     main.write_text(ctx.main_source)
     init_source = (Path(__file__).parent / "_init.py").read_text()
@@ -204,7 +284,22 @@ def build_initramfs(
         target = staged / module.arcname
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(module.path, target)
-    traced = trace_imports([main, init_script], [staged])
+    extras = _tls_extras(ctx, arch, app_names)
+    scripts = [main, init_script]
+    if isinstance(extras, list) and extras:
+        for rel, path in extras:
+            target = staged / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.symlink_to(path)
+        tls_trace = ctx.gen_dir.parent / "vm_trace_tls.py"
+        tls_trace.write_text(
+            "import importlib\n"
+            f"for name in {sorted(_TLS_TRACE_MODULES)!r}:\n"
+            "    importlib.import_module(name)\n"
+        )
+        scripts.append(tls_trace)
+    traced = trace_imports(scripts, [staged])
     stdlib = _Stdlib(root, arch)
     stdlib.add(n for n in traced if n not in app_names and n.split(".")[0] not in ("mirage",))
     for name in [n for n in stdlib.files if n.split(".")[0] in _SKIP_STDLIB]:
@@ -263,6 +358,9 @@ def build_initramfs(
         return found
 
     left_out: list[str] = []
+    if isinstance(extras, str):
+        left_out.append(extras)
+        extras = []
     python = root / "usr" / "bin" / PY
     python_data = python.read_bytes()
     libraries = closure(python_data)
@@ -309,6 +407,26 @@ def build_initramfs(
         arc = module.arcname
         file(f"app/{arc[:-3]}.pyc", _pyc(module.path.read_bytes(), f"/app/{arc}"))
     file("app/main.pyc", _pyc(ctx.main_source.encode(), "/app/main.py"))
+    # HTTPS: mirage-tls and the compiled cryptography it runs on (see _tls_extras).
+    for rel, path in extras:
+        if cpio.has(f"app/{rel[:-3]}.pyc") or cpio.has(f"app/{rel}"):
+            continue  # the application's module scan found it already
+        if rel.endswith(".py"):
+            file(f"app/{rel[:-3]}.pyc", _pyc(path.read_bytes(), f"/app/{rel}"))
+        else:
+            data = path.read_bytes()
+            libs = closure(data)
+            if isinstance(libs, str):
+                raise MirageError(
+                    f"{rel} (for HTTPS) needs {libs}, which no runtime package holds",
+                    hint="pass a runtime with that library (--vm-runtime)",
+                )
+            libraries.update(libs)
+            # Wheels keep their symbol tables (3 MiB of cryptography's 14): not loaded.
+            file(f"app/{rel}", without_sections(data), 0o755)
+    tls_libraries = {k: v for k, v in libraries.items() if not cpio.has(f"lib/{arch.triplet}/{k}")}
+    for soname, path in sorted(tls_libraries.items()):
+        file(f"lib/{arch.triplet}/{soname}", path.read_bytes(), 0o755)
 
     wanted = [*(NET_MODULES if network else ()), *kernel_modules]
     modules = _kernel_modules(root, kernel_version, wanted)
@@ -319,6 +437,7 @@ def build_initramfs(
         "modules": [f"/lib/modules/{ko.name}" for ko in modules],
         "nics": ["eth0"] if network else [],
         "own_stack": own_stack,
+        "disk": disk,
         "console": console,
         "finit_module": arch.finit_module,
         "reboot": arch.reboot,

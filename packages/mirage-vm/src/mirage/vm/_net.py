@@ -179,12 +179,13 @@ def guest_network(
     return [], [*prefix, *argv]
 
 
-RUN_OPTIONS = ("--vm-net", "--vm-forward", "--vm-timeout")
+RUN_OPTIONS = ("--vm-net", "--vm-forward", "--vm-timeout", "--vm-disk")
 
 
 def split_run_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """``mirage run``'s own options (``--vm-net``, ``--vm-forward``, ``--vm-timeout``)
-    out of ``argv``, keyed without ``--vm-``; the rest goes to the application."""
+    """``mirage run``'s own options (``--vm-net``, ``--vm-forward``, ``--vm-timeout``,
+    ``--vm-disk``) out of ``argv``, keyed without ``--vm-``; the rest goes to the
+    application."""
     options: dict[str, str] = {}
     rest: list[str] = []
     i = 0

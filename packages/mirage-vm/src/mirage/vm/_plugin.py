@@ -27,6 +27,12 @@ KEYS = (
         None,
         "host TCP ports forwarded to the guest (user network): HOST:GUEST,...",
     ),
+    Key(
+        "vm-disk",
+        "path",
+        None,
+        "a raw disk image: the guest's disk, /dev/disk0 (the default block device's)",
+    ),
 )
 
 

@@ -10,6 +10,7 @@ powers the machine off.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shlex
 import shutil
@@ -23,6 +24,7 @@ from mirage.core.build import ArtifactContext
 from . import _debs
 from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
 from ._console import stream
+from ._cpio import CpioWriter
 from ._image import build_initramfs, find_kernel
 from ._net import (
     guest_network,
@@ -59,6 +61,49 @@ def _needs_network(ctx: ArtifactContext) -> bool:
     return stack_kind(ctx.plan) is not None
 
 
+DISK_MODULES = ("virtio_blk", "virtio_pci")
+"""Kernel modules for the guest's disk under QEMU (other targets add their own)."""
+
+
+def disk_notes(ctx: ArtifactContext) -> dict[str, Any]:
+    """Whether the image gets a disk (``block``: the application has a block device,
+    or ``--vm-disk`` names an image) and the default image (absolute, or "")."""
+    keys = _keys(ctx)
+    disk = keys.get("vm-disk") or ""
+    if disk:
+        path = Path(disk)
+        if not path.is_absolute():
+            path = ctx.dist_dir.parent / path
+        disk = str(path.resolve())
+    block = bool(disk) or any(d.module_type == "block" for d in ctx.plan.devices)
+    return {"block": block, "disk": disk}
+
+
+def disk_args(info: dict[str, Any], options: dict[str, str]) -> list[str]:
+    """QEMU's arguments for the guest's disk: ``--vm-disk`` of the run (taken out of
+    ``options``), else the image's default; a virtio disk, raw format."""
+    disk = options.pop("disk", None) or info.get("disk") or ""
+    if not disk:
+        return []
+    if not info.get("block"):
+        raise MirageError(
+            "this image has no disk driver",
+            where="--vm-disk",
+            hint="configure with --vm-disk IMAGE (or give the application a block device)",
+        )
+    path = Path(disk).resolve()
+    if not path.is_file():
+        raise MirageError(f"no disk image at {path}", where="--vm-disk")
+    if "," in str(path):
+        raise MirageError(f"QEMU cannot take a disk path with a comma: {path}", where="--vm-disk")
+    return [
+        "-drive",
+        f"file={path},format=raw,if=none,id=disk0",
+        "-device",
+        "virtio-blk-pci,drive=disk0",
+    ]
+
+
 def network_notes(ctx: ArtifactContext) -> dict[str, Any]:
     """What :func:`guest_boot` needs to know of a build (kept in the image's notes):
     whether there is a NIC, whose stack uses it, the default host side."""
@@ -69,6 +114,7 @@ def network_notes(ctx: ArtifactContext) -> dict[str, Any]:
         "network": kind is not None,
         "stack": kind,
         "runtime_args": sorted(a.name for a in ctx.plan.runtime_args()),
+        "path_args": sorted(a.name for a in ctx.plan.runtime_args() if a.type == "path"),
         "net": netdev.spec,
         "forward": keys.get("vm-forward") or "",
     }
@@ -93,7 +139,7 @@ def build(ctx: ArtifactContext) -> list[Path]:
         version = keys.get("vm-kernel-version") or ""
     else:
         kernel, version = find_kernel(root)
-    notes = network_notes(ctx)
+    notes = {**network_notes(ctx), **disk_notes(ctx)}
     kind, network = notes["stack"], notes["network"]
     name = ctx.plan.name
     ctx.dist_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +151,8 @@ def build(ctx: ArtifactContext) -> list[Path]:
         network=network,
         out=ctx.dist_dir / f"{name}.initrd",
         own_stack=kind == "direct",
+        kernel_modules=DISK_MODULES if notes["block"] else (),
+        disk=notes["block"],
     )
     kernel_out = ctx.dist_dir / f"{name}.kernel"
     shutil.copyfile(kernel, kernel_out)
@@ -189,10 +237,75 @@ def guest_boot(
     return qemu_netdev_args(netdev), words, guest_argv
 
 
+HOST_FILES = "run/mirage-files"
+"""Where host files named by path arguments appear in the guest."""
+
+
+def host_files(
+    info: dict[str, Any], argv: list[str], initrd: Path, out: Path
+) -> tuple[list[str], Path]:
+    """Host files that the application's path arguments (``--tls-cert cert.pem``) name
+    go into the guest: ``initrd`` with a second cpio archive appended (the kernel
+    unpacks each in turn) holding them under ``/run/mirage-files``, written to ``out``.
+    Returns the arguments naming the guest's copies, and the initrd to boot (``initrd``
+    itself when no argument names a host file)."""
+    names = set(info.get("path_args", ()))
+    files: list[tuple[str, bytes]] = []
+    result: list[str] = []
+    pending: str | None = None
+
+    def guest_copy(value: str) -> str:
+        path = Path(value)
+        if not path.is_file():
+            return value  # a path inside the guest already, or the application says
+        guest = f"/{HOST_FILES}/{len(files)}/{path.name}"
+        files.append((guest.lstrip("/"), path.read_bytes()))
+        return guest
+
+    for arg in argv:
+        if pending is not None:
+            result.append(guest_copy(arg))
+            pending = None
+            continue
+        option, eq, value = arg.partition("=")
+        if option.startswith("--") and option[2:] in names:
+            if eq:
+                result.append(f"{option}={guest_copy(value)}")
+            else:
+                result.append(arg)
+                pending = option
+            continue
+        result.append(arg)
+    if not files:
+        return result, initrd
+    buf = io.BytesIO()
+    cpio = CpioWriter(buf)
+    made: set[str] = set()
+    for guest, data in files:
+        parts = guest.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            folder = "/".join(parts[:i])
+            if folder not in made:
+                made.add(folder)
+                cpio.directory(folder)
+        cpio.file(guest, data, 0o600)
+    cpio.close()
+    with out.open("wb") as sink:
+        sink.write(initrd.read_bytes())
+        sink.write(buf.getvalue())
+    return result, out
+
+
 def qemu_command(
     dist: Path, name: str, argv: list[str], options: dict[str, str] | None = None
 ) -> list[str]:
     info = json.loads((dist / f"{name}.vm.json").read_text())
+    options = dict(options or {})
+    disk = disk_args(info, options)
+    initrd = Path(f"{name}.initrd")
+    if info.get("path_args"):
+        argv, initrd = host_files(info, argv, dist / initrd, dist / f"{name}.run.initrd")
+        initrd = Path(initrd.name)
     arch = ARCHES[info["arch"]]
     net_args, words, guest_argv = guest_boot(info, argv, options)
     return [
@@ -210,10 +323,11 @@ def qemu_command(
         "-kernel",
         f"{name}.kernel",
         "-initrd",
-        f"{name}.initrd",
+        str(initrd),
         "-append",
         kernel_command_line(arch.console, words, guest_argv),
         *net_args,
+        *disk,
     ]
 
 
@@ -222,6 +336,12 @@ def _libvirt_xml(dist: Path, name: str, arch: Arch) -> str:
     _, words, argv = guest_boot(info, [])
     cmdline = kernel_command_line(arch.console, words, argv)
     interface = _libvirt_interface(info.get("net", "user")) if info["network"] else ""
+    if info.get("disk"):
+        interface += (
+            "    <disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source file='{_xml_escape(info['disk'])}'/><target dev='vda' bus='virtio'/>"
+            "</disk>\n"
+        )
     return (
         f"<domain type='qemu'>\n  <name>{name}</name>\n"
         f"  <memory unit='MiB'>{info['memory']}</memory>\n  <vcpu>1</vcpu>\n"

@@ -3,7 +3,9 @@
 Shared by every hypervisor target (virtio here, mirage-xen's ``xen``, mirage-arm's
 boards): mirage-unix's console, clocks and random; as the network, our own TCP/IP
 stack (mirage-tcpip's ``direct_stack``) over a raw packet socket on the guest's NIC
-(mirage-net's ``packet``), or the guest kernel's TCP/IP with ``--net socket`` (or ``--net host``).
+(mirage-net's ``packet``), or the guest kernel's TCP/IP with ``--net socket`` (or
+``--net host``); as the block device, mirage-block's ``file-block`` on the guest's
+first disk (``/dev/disk0``).
 Declarations only: light enough for plugin modules to import.
 """
 
@@ -25,6 +27,9 @@ def guest_defaults() -> dict[str, Node]:
         # Frames for our stack: the guest's NIC, taken over with AF_PACKET (the
         # target passes --interface eth0).
         "network": impl("packet", dist="mirage-net"),
+        # The guest's first disk (virtio-blk, or xen-blkfront on Xen), which /init
+        # links to /dev/disk0 when the image has one.
+        "block": impl("file-block", dist="mirage-block", path="/dev/disk0"),
         "stack": match_impl(
             key("net"),
             {"socket": impl("socket_stack", dist=_U), "host": impl("socket_stack", dist=_U)},

@@ -19,9 +19,13 @@ from ._net import (
     stack_kind,
 )
 from ._target import (
+    DISK_MODULES,
     GUEST_GATEWAY,
     GUEST_IPV4,
+    disk_args,
+    disk_notes,
     guest_boot,
+    host_files,
     kernel_command_line,
     network_notes,
     stream_console,
@@ -30,6 +34,7 @@ from ._target import _needs_network as needs_network
 
 __all__ = [
     "ARCHES",
+    "DISK_MODULES",
     "GUEST_GATEWAY",
     "GUEST_IPV4",
     "MARKER",
@@ -42,10 +47,13 @@ __all__ = [
     "Netdev",
     "build_initramfs",
     "cache_dir",
+    "disk_args",
+    "disk_notes",
     "fetch",
     "find_kernel",
     "guest_boot",
     "has_pvh_entry",
+    "host_files",
     "kernel_command_line",
     "kernel_package",
     "needed_libraries",

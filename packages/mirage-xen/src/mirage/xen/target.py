@@ -27,11 +27,15 @@ from mirage.core.build import ArtifactContext
 from mirage.vm import images as _debs
 from mirage.vm.images import (
     ARCHES,
+    DISK_MODULES,
     RUNTIME_PACKAGES,
     build_initramfs,
+    disk_args,
+    disk_notes,
     find_kernel,
     guest_boot,
     has_pvh_entry,
+    host_files,
     kernel_command_line,
     network_notes,
     run_timeout,
@@ -43,6 +47,8 @@ __all__ = ["build", "extract_vmlinux", "qemu_command", "run"]
 
 XEN_PACKAGE = "xen-hypervisor-4.17-amd64"
 XEN_NET_MODULES = ("xen_netfront",)
+XEN_BLOCK_MODULES = ("xen_blkfront",)
+"""On a Xen host the disk is Xen's PV one (``/dev/xvda``); under QEMU a virtio one."""
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
@@ -88,8 +94,8 @@ def build(ctx: ArtifactContext) -> list[Path]:
     hypervisor = sorted((root / "boot").glob("xen-*-amd64.gz"))
     if not hypervisor:
         raise MirageError(f"{XEN_PACKAGE} holds no hypervisor image")
-    notes = network_notes(ctx)
-    network = notes["network"]
+    notes = {**network_notes(ctx), **disk_notes(ctx)}
+    network, block = notes["network"], notes["block"]
     name = ctx.plan.name
     dist = ctx.dist_dir
     dist.mkdir(parents=True, exist_ok=True)
@@ -103,7 +109,11 @@ def build(ctx: ArtifactContext) -> list[Path]:
         console="/dev/hvc0",
         own_stack=notes["stack"] == "direct",
         # On a Xen host the NIC is Xen's PV one; under QEMU, a virtio one.
-        kernel_modules=XEN_NET_MODULES if network else (),
+        kernel_modules=[
+            *(XEN_NET_MODULES if network else ()),
+            *((*XEN_BLOCK_MODULES, *DISK_MODULES) if block else ()),
+        ],
+        disk=block,
     )
     shutil.copyfile(_vmlinux(kernel), dist / f"{name}.vmlinux")
     (dist / f"{name}.xen").write_bytes(gzip.decompress(hypervisor[-1].read_bytes()))
@@ -118,12 +128,16 @@ def build(ctx: ArtifactContext) -> list[Path]:
     # (10.0.0.2/24, no gateway), which --ipv4 in the runtime arguments changes.
     _, words, argv = guest_boot({**info, "net": "tap:vif", "forward": ""}, [])
     extra = kernel_command_line("hvc0", words, argv)
-    vif = "vif = ['bridge=xenbr0']\n" if network else ""
+    devices = "vif = ['bridge=xenbr0']\n" if network else ""
+    # The disk: the image --vm-disk named, else a file beside the configuration.
+    disk = notes["disk"] or f"{name}.disk"
+    if block:
+        devices += f"disk = ['format=raw, vdev=xvda, access=rw, target={disk}']\n"
     (dist / f"{name}.xl.cfg").write_text(
         f"# Xen guest for the {name} unikernel: xl create {name}.xl.cfg\n"
         f"name = '{name}'\ntype = 'pvh'\nkernel = '{name}.vmlinux'\n"
         f"ramdisk = '{name}.initrd'\nextra = '{extra}'\nmemory = {memory}\nvcpus = 1\n"
-        f"on_poweroff = 'destroy'\non_crash = 'preserve'\n{vif}"
+        f"on_poweroff = 'destroy'\non_crash = 'preserve'\n{devices}"
     )
     (dist / f"{name}.xen.libvirt.xml").write_text(
         f"<domain type='xen'>\n  <name>{name}</name>\n  <memory unit='MiB'>{memory}</memory>\n"
@@ -136,6 +150,13 @@ def build(ctx: ArtifactContext) -> list[Path]:
         + (
             "    <interface type='bridge'><source bridge='xenbr0'/></interface>\n"
             if network
+            else ""
+        )
+        + (
+            "    <disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source file='{Path(disk).resolve() if notes['disk'] else dist / disk}'/>"
+            "<target dev='xvda' bus='xen'/></disk>\n"
+            if block
             else ""
         )
         + "  </devices>\n</domain>\n"
@@ -155,6 +176,11 @@ def qemu_command(
     PVH guest of QEMU. Either way the NIC is a virtio one that the guest kernel
     drives (as Xen's first domain owns the machine's PCI devices)."""
     info = json.loads((dist / f"{name}.xen.json").read_text())
+    options = dict(options or {})
+    disk = disk_args(info, options)  # a virtio disk: QEMU has no Xen PV one
+    # Host files that path arguments name go in an archive appended to the initrd.
+    argv, initrd_path = host_files(info, argv, dist / f"{name}.initrd", dist / f"{name}.run.initrd")
+    initrd = initrd_path.name
     net_args, words, guest_argv = guest_boot(info, argv, options)
     common = ["-accel", "tcg", "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio"]
     if info["boot"] == "pvh":
@@ -168,10 +194,11 @@ def qemu_command(
             "-kernel",
             f"{name}.vmlinux",
             "-initrd",
-            f"{name}.initrd",
+            initrd,
             "-append",
             kernel_command_line("ttyS0", words, guest_argv),
             *net_args,
+            *disk,
         ]
     # The hypervisor, with our image as its first (and only) domain.
     cmdline = kernel_command_line("hvc0", words, guest_argv)
@@ -192,8 +219,9 @@ def qemu_command(
         "-append",
         f"console=com1 com1=115200,8n1 dom0_mem={info['memory']}M noreboot",
         "-initrd",
-        f"{name}.vmlinux {cmdline},{name}.initrd",
+        f"{name}.vmlinux {cmdline},{initrd}",
         *net_args,
+        *disk,
     ]
 
 

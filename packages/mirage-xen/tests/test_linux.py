@@ -54,6 +54,8 @@ def header_layout() -> dict[str, int]:
     for name in STRUCTS:
         if not os.path.exists(f"/usr/include/xen/{name}.h"):
             pytest.skip(f"/usr/include/xen/{name}.h is missing (Debian package linux-libc-dev)")
+    if not os.path.exists("/usr/include/xen/sys/xenbus_dev.h"):
+        pytest.skip("/usr/include/xen/sys/xenbus_dev.h is missing (Debian package libxen-dev)")
     if not os.path.exists("/usr/include/xen/grant_table.h"):
         pytest.skip("/usr/include/xen/grant_table.h is missing (Debian package libxen-dev)")
     lines = [
@@ -64,6 +66,7 @@ def header_layout() -> dict[str, int]:
         "#include <xen/xen.h>",
         "#include <xen/grant_table.h>",
         *(f"#include <xen/{name}.h>" for name in STRUCTS),
+        "#include <xen/sys/xenbus_dev.h>",
         "int main(void) {",
     ]
     for structs in STRUCTS.values():
@@ -171,3 +174,14 @@ def test_grant_to_ourselves_and_map() -> None:
             dom.close()
 
     run(body(), 30)
+
+
+def test_xenstored_for_dom0_says_why_without_xen(tmp_path: Path) -> None:
+    if available() is None:
+        pytest.skip("this host has /dev/xen: the real-Xen boot test covers it")
+    from mirage.xen.xenstore._daemon import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--linux-dom0", "--socket", str(tmp_path / "xs.sock")])
+    assert exc.value.code == 1
+    assert not (tmp_path / "xs.sock").exists()

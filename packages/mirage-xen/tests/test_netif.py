@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mirage.core.testing import run
-from mirage.xen import netif
+from mirage.xen import Grant, netif
 from mirage.xen.netback import Netback
 from mirage.xen.netfront import Netfront
 from mirage.xen.ring import SharedRing
@@ -27,6 +27,7 @@ from mirage.xen.xenstore import AsyncClient
 
 HEADER = "/usr/include/xen/io/netif.h"
 MAC1 = "00:16:3e:00:00:01"
+MAC_BYTES = bytes.fromhex("00163e000001")
 
 # -- the codec, pinned to Xen's header -------------------------------------------------
 
@@ -284,6 +285,14 @@ async def raw_frontend(
 ) -> tuple[SharedRing, int, int, Netback]:
     """A hand-made frontend of ``domid`` that completes the handshake: its transmit
     ring, a granted data page's reference, its port, and the backend serving it."""
+    tx, _rx, data, port, back = await raw_frontend_rings(machine, domid, backend)
+    return tx, data.refs[0], port, back
+
+
+async def raw_frontend_rings(
+    machine: SimMachine, domid: int, backend: tuple[SimDomain, AsyncClient]
+) -> tuple[SharedRing, SharedRing, Grant, int, Netback]:
+    """As :func:`raw_frontend`, with the receive ring and the data page's grant."""
     dom0, xs0 = backend
     dom, xs = await machine.guest(domid)
     paths = await create_device(xs0, "vif", domid, 0, 0)
@@ -293,7 +302,8 @@ async def raw_frontend(
     data = dom.gnttab.share(0, 1)
     tx = SharedRing(tx_grant.memory, netif.TX_SLOT)
     tx.init()
-    SharedRing(rx_grant.memory, netif.RX_SLOT).init()
+    rx = SharedRing(rx_grant.memory, netif.RX_SLOT)
+    rx.init()
     port = dom.evtchn.bind_unbound_port(0)
     for key, value in (
         ("tx-ring-ref", tx_grant.refs[0]),
@@ -306,12 +316,19 @@ async def raw_frontend(
     await write_state(xs, paths.frontend, XenbusState.CONNECTED)
     back = await serving
     assert await back.state() == XenbusState.CONNECTED
-    return tx, data.refs[0], port, back
+    return tx, rx, data, port, back
 
 
 @pytest.mark.parametrize(
     "bad",
-    ["index beyond the ring", "bad grant reference", "oversized frame", "more data"],
+    [
+        "index beyond the ring",
+        "oversized frame",
+        "more data",
+        "slots beyond the frame",
+        "too many slots",
+        "extra info",
+    ],
 )
 def test_bad_frontend_closes_only_its_device(bad: str) -> None:
     async def body() -> None:
@@ -331,12 +348,29 @@ def test_bad_frontend_closes_only_its_device(bad: str) -> None:
                 tx.set(0, 1 + tx.size + 1)
             else:
                 req = {
-                    "bad grant reference": netif.TxRequest(999, 0, 0, 1, 60),
                     "oversized frame": netif.TxRequest(data_ref, 0, 0, 1, 3000),
                     "more data": netif.TxRequest(data_ref, 0, netif.TxFlags.MORE_DATA, 1, 60),
+                    "slots beyond the frame": netif.TxRequest(
+                        data_ref, 0, netif.TxFlags.MORE_DATA, 1, 60
+                    ),
+                    "too many slots": netif.TxRequest(
+                        data_ref, 0, netif.TxFlags.MORE_DATA, 1, 1000
+                    ),
+                    "extra info": netif.TxRequest(data_ref, 0, netif.TxFlags.EXTRA_INFO, 1, 60),
                 }[bad]
                 tx.write_slot(1, netif.push_tx_request(req))
-                tx.set(0, 2)
+                published = 2
+                if bad == "slots beyond the frame":  # 61 bytes follow a 60-byte frame
+                    tx.write_slot(2, netif.push_tx_request(netif.TxRequest(data_ref, 0, 0, 2, 61)))
+                    published = 3
+                if bad == "too many slots":  # 19 slots of 10 bytes
+                    for i in range(2, 20):
+                        more = netif.TxFlags.MORE_DATA if i < 19 else 0
+                        tx.write_slot(
+                            i, netif.push_tx_request(netif.TxRequest(data_ref, 0, more, i, 10))
+                        )
+                    published = 20
+                tx.set(0, published)
             evtchn.notify(port)
             await asyncio.wait_for(back.closed.wait(), 10)
             assert await back.state() == XenbusState.CLOSED
@@ -347,6 +381,110 @@ def test_bad_frontend_closes_only_its_device(bad: str) -> None:
             await back.disconnect()
             await good_front.disconnect()
             await good_back.disconnect()
+
+    run(body(), 60)
+
+
+def test_bad_grants_cost_only_their_packets() -> None:
+    """As Linux's netback: a transmit request whose grant cannot be copied from is
+    answered NETIF_RSP_ERROR, a receive page whose grant cannot be copied into gets
+    an error response (its frame is lost); the device stays Connected and the next
+    requests are served."""
+
+    async def body() -> None:
+        async with SimMachine() as machine:
+            dom0 = await machine.domain(0)
+            tx, rx, data, port, back = await raw_frontend_rings(machine, 3, dom0)
+            evtchn = machine._domains[-1].evtchn
+            got: list[bytes] = []
+            listening = asyncio.create_task(back.listen(got.append))
+            sent = frame(back.mac, MAC_BYTES, 7)[:60]
+            data.memory[0:60] = sent
+            for i, req in enumerate(
+                [netif.TxRequest(999, 0, 0, 0, 60), netif.TxRequest(data.refs[0], 0, 0, 1, 60)]
+            ):
+                tx.write_slot(i, netif.push_tx_request(req))
+            tx.set(0, 2)  # req_prod
+            evtchn.notify(port)
+            async with asyncio.timeout(10):
+                while tx.get(8) != 2 or not got:  # rsp_prod: both answered
+                    await asyncio.sleep(0.01)
+            answers = [netif.pull_tx_response(bytes(tx.slot(i))) for i in range(2)]
+            assert answers == [
+                netif.TxResponse(0, netif.Status.ERROR),
+                netif.TxResponse(1, netif.Status.OKAY),
+            ]
+            assert got == [sent]
+            assert back.stats().rx_dropped == 1
+            # Receive: the first page lent has a bad grant, the second a good one.
+            for i, ref in enumerate([999, data.refs[0]]):
+                rx.write_slot(i, netif.push_rx_request(netif.RxRequest(i, ref)))
+            rx.set(0, 2)
+            evtchn.notify(port)
+            out = [frame(MAC_BYTES, back.mac, n) for n in (1, 2)]
+            for f in out:
+                await back.write(f)
+            async with asyncio.timeout(10):
+                while rx.get(8) != 2:
+                    await asyncio.sleep(0.01)
+            answers_rx = [netif.pull_rx_response(bytes(rx.slot(i))) for i in range(2)]
+            assert answers_rx == [
+                netif.RxResponse(0, 0, 0, netif.Status.ERROR),
+                netif.RxResponse(1, 0, 0, len(out[1])),
+            ]
+            assert bytes(data.memory[0 : len(out[1])]) == out[1]
+            stats = back.stats()
+            assert (stats.tx_dropped, stats.tx_packets) == (1, 1)
+            assert await back.state() == XenbusState.CONNECTED and back.error is None
+            listening.cancel()
+            await back.disconnect()
+
+    run(body(), 60)
+
+
+def test_scatter_gather_chains() -> None:
+    """feature-sg: a frame sent as a MORE_DATA chain arrives whole, each slot
+    answered; a bad grant anywhere in a chain answers all its slots with an error."""
+
+    async def body() -> None:
+        async with SimMachine() as machine:
+            dom0 = await machine.domain(0)
+            tx, _rx, data, port, back = await raw_frontend_rings(machine, 3, dom0)
+            assert await back.xs.read(f"{back.directory}/feature-sg") == b"1"
+            evtchn = machine._domains[-1].evtchn
+            got: list[bytes] = []
+            listening = asyncio.create_task(back.listen(got.append))
+            sent = frame(back.mac, MAC_BYTES, 150)[:200]
+            # 100 bytes at the end of the page, then 60 and 40 elsewhere in it.
+            pieces = [(4096 - 100, sent[:100]), (1000, sent[100:160]), (2000, sent[160:])]
+            for off, piece in pieces:
+                data.memory[off : off + len(piece)] = piece
+            more = netif.TxFlags.MORE_DATA
+            ref = data.refs[0]
+            good = [
+                netif.TxRequest(ref, 4096 - 100, more, 0, 200),
+                netif.TxRequest(ref, 1000, more, 1, 60),
+                netif.TxRequest(ref, 2000, 0, 2, 40),
+            ]
+            bad = [
+                netif.TxRequest(ref, 0, more, 3, 100),
+                netif.TxRequest(999, 0, 0, 4, 40),
+            ]
+            for i, req in enumerate(good + bad):
+                tx.write_slot(i, netif.push_tx_request(req))
+            tx.set(0, 5)
+            evtchn.notify(port)
+            async with asyncio.timeout(10):
+                while tx.get(8) != 5 or not got:
+                    await asyncio.sleep(0.01)
+            answers = [netif.pull_tx_response(bytes(tx.slot(i))) for i in range(5)]
+            statuses = [netif.Status.OKAY] * 3 + [netif.Status.ERROR] * 2
+            assert answers == [netif.TxResponse(i, st) for i, st in enumerate(statuses)]
+            assert got == [sent]
+            assert back.stats().rx_dropped == 1
+            assert await back.state() == XenbusState.CONNECTED
+            listening.cancel()
+            await back.disconnect()
 
     run(body(), 60)
 

@@ -211,3 +211,55 @@ async def _oversized_on_the_ring() -> None:
 
 def test_oversized_packet_on_the_ring() -> None:
     run(_oversized_on_the_ring())
+
+
+async def _client_reconnects() -> None:
+    async with SimMachine() as machine:
+        toolstack = await machine.client()
+        domain = machine.hv.domain(9)
+        grant, port = share_ring(domain, XENSTORE_DOMID)
+        await toolstack.mkdir("/local/domain/9")
+        await toolstack.set_perms("/local/domain/9", (Perm("n", 9),))
+        await toolstack.introduce(9, grant.refs[0], port)
+        guest = await AsyncClient.open_ring(domain, grant, port)
+        await guest.write("n", "0")
+        queue = await guest.watch("n", "tok")
+        assert (await asyncio.wait_for(queue.get(), 10)).path == "n"
+        server = machine.daemon.server
+
+        def watches_of_9() -> int:
+            return sum(len(c.watches) for c in server._conns.values() if c.domid == 9)
+
+        # A transaction whose connection is reset while it runs starts again.
+        inside = asyncio.Event()
+        go_on = asyncio.Event()
+        runs = 0
+
+        async def bump(tx: AsyncTransaction) -> int:
+            nonlocal runs
+            runs += 1
+            value = int(await tx.read("n"))
+            inside.set()
+            await go_on.wait()
+            await tx.write("n", str(value + 1))
+            return value + 1
+
+        transaction = asyncio.create_task(guest.transaction(bump))
+        await asyncio.wait_for(inside.wait(), 10)
+        await guest.reconnect()
+        go_on.set()
+        assert await asyncio.wait_for(transaction, 10) == 1
+        assert runs == 2
+        # The watch is back, with a fresh initial event, and fires.
+        assert watches_of_9() == 1
+        events = [await asyncio.wait_for(queue.get(), 10) for _ in range(2)]
+        assert [e.path for e in events] == ["n", "n"]  # the initial one, the commit's
+        await toolstack.write("/local/domain/9/n", "5")
+        assert (await asyncio.wait_for(queue.get(), 10)).token == "tok"
+        assert await guest.read("n") == b"5"
+        await guest.close()
+        domain.close()
+
+
+def test_the_client_reconnects_by_itself() -> None:
+    run(_client_reconnects())

@@ -82,6 +82,8 @@ REQUESTS = {
     "IOCTL_EVTCHN_UNBIND": _ioc("E", 3, "struct ioctl_evtchn_unbind"),
     "IOCTL_EVTCHN_NOTIFY": _ioc("E", 4, "struct ioctl_evtchn_notify"),
     "IOCTL_EVTCHN_RESET": _ioc("E", 5, None),
+    # xenbus_dev.h: dom0's kernel's xenstore port, for a xenstored in dom0.
+    "IOCTL_XENBUS_BACKEND_EVTCHN": _ioc("B", 0, None),
 }
 
 UNMAP_NOTIFY_CLEAR_BYTE = 0x1

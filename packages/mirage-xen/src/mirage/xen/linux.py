@@ -48,9 +48,18 @@ from ._linux_abi import (
     ffi,
 )
 
-__all__ = ["DEVICES", "LinuxDomain", "LinuxEventChannels", "LinuxGrantTable", "available"]
+__all__ = [
+    "DEVICES",
+    "XENBUS_BACKEND",
+    "LinuxDomain",
+    "LinuxEventChannels",
+    "LinuxGrantTable",
+    "available",
+    "xenbus_backend_ring",
+]
 
 DEVICES = ("/dev/xen/gntalloc", "/dev/xen/gntdev", "/dev/xen/evtchn")
+XENBUS_BACKEND = "/dev/xen/xenbus_backend"
 _PORT = struct.Struct("<I")
 
 
@@ -310,6 +319,26 @@ class LinuxEventChannels:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._fd)
         os.close(self._fd)
+
+
+def xenbus_backend_ring() -> tuple[memoryview, int]:
+    """Dom0's kernel's xenstore page and the kernel's port, for a xenstored running in
+    dom0 (as Xen's C xenstored takes them): ``mmap`` of ``/dev/xen/xenbus_backend``
+    and its ``IOCTL_XENBUS_BACKEND_EVTCHN``. Serve them with
+    :meth:`mirage.xen.xenstore.RingConnection.local` (bind to domain 0's port)."""
+    fd = _open(XENBUS_BACKEND)
+    try:
+        try:
+            port = fcntl.ioctl(fd, REQUESTS["IOCTL_XENBUS_BACKEND_EVTCHN"])
+        except OSError as err:
+            raise HypervisorError(f"IOCTL_XENBUS_BACKEND_EVTCHN: {err.strerror}") from None
+        try:
+            page = mmap.mmap(fd, PAGE_SIZE, mmap.MAP_SHARED)
+        except OSError as err:  # ENODEV: xenstore is not local (a stub domain runs it)
+            raise HypervisorError(f"mapping {XENBUS_BACKEND}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    return memoryview(page), int(port)
 
 
 class LinuxDomain:

@@ -14,11 +14,21 @@ receive ring (frames wait, boundedly, while it has lent none). One task serves b
 rings on the shared port. Frames move by grant copy (nothing but the rings stays
 mapped), so a frontend may grant a fresh page for every packet, as Linux's does.
 
+The backend offers ``feature-sg``: a frontend may send a frame as a chain of slots
+flagged ``MORE_DATA`` (as Linux's netfront does for a frame crossing a page), the
+first slot's size being the whole frame's, at most 18 slots (Linux's
+``XEN_NETBK_LEGACY_SLOTS_MAX``); every slot is answered with the packet's status.
+
 A frontend that breaks the protocol gets the device Closed: a ring index beyond the
-ring, a grant the backend cannot copy from or to, a frame larger than
-the interface's MTU or crossing its page, a request flagged ``MORE_DATA`` or
-``EXTRA_INFO`` (the backend offers neither ``feature-sg`` nor any extra).
-Other devices of the same backend carry on.
+ring, a frame larger than the interface's MTU, a slot crossing its page, a chain
+longer than 18 slots, running past the published requests or whose slots add up to
+more than the frame, a request flagged ``EXTRA_INFO`` (the backend offers no
+extras). Other devices of the same backend carry on. A grant the backend
+cannot copy from or to costs only its packet, as in Linux's netback (whose grant
+copy reports a bad status per operation): that request is answered with
+``NETIF_RSP_ERROR`` (a transmitted frame, counted in ``rx_dropped``; a page lent
+for receiving, whose frame is lost and counted in ``tx_dropped``), and the
+device stays Connected.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from .netif import (
     RxResponse,
     Status,
     TxFlags,
+    TxRequest,
     TxResponse,
     pull_rx_request,
     pull_tx_request,
@@ -55,6 +66,7 @@ __all__ = ["Netback", "NetbackError"]
 log = logging.getLogger("mirage.xen.netback")
 
 MTU = 1500
+MAX_SLOTS = 18  # XEN_NETBK_LEGACY_SLOTS_MAX: slots of one transmitted packet
 PENDING_FRAMES = 256
 
 
@@ -122,7 +134,7 @@ class Netback:
 
     async def _handshake(self) -> None:
         xs, d, fe = self.xs, self.directory, self.frontend
-        for key, value in (("feature-rx-copy", 1), ("feature-rx-flip", 0), ("feature-sg", 0)):
+        for key, value in (("feature-rx-copy", 1), ("feature-rx-flip", 0), ("feature-sg", 1)):
             await xs.write(f"{d}/{key}", str(value))
         await write_state(xs, d, XenbusState.INIT_WAIT)
         state = await wait_state(
@@ -215,33 +227,69 @@ class Netback:
     # Grant copies, as Linux's netback makes them: the frontend may grant a new page
     # (or reuse a reference) for every packet, so nothing stays mapped.
 
-    def _copy_from(self, gref: int, offset: int, size: int) -> bytes:
+    def _copy_from(self, gref: int, offset: int, size: int) -> bytes | None:
+        """The frame, or None if the frontend's grant cannot be copied from."""
         try:
             return self.domain.gnttab.copy_from(self.frontend_id, gref, offset, size)
         except HypervisorError as err:
-            raise NetbackError(f"bad grant reference {gref}: {err}") from None
+            log.info("frontend %d: bad transmit grant %d: %s", self.frontend_id, gref, err)
+            return None
 
-    def _copy_to(self, gref: int, frame: bytes) -> None:
+    def _copy_to(self, gref: int, frame: bytes) -> bool:
+        """Whether the frame went into the frontend's page."""
         try:
             self.domain.gnttab.copy_to(self.frontend_id, gref, 0, frame)
         except HypervisorError as err:
-            raise NetbackError(f"bad grant reference {gref}: {err}") from None
+            log.info("frontend %d: bad receive grant %d: %s", self.frontend_id, gref, err)
+            return False
+        return True
 
     def _transmitted(self, tx: BackRing) -> bool:
-        """Frames the frontend sent: to the inbox, each answered."""
-        for raw in tx.take_requests():
-            req = pull_tx_request(raw)
-            if req.flags & (TxFlags.MORE_DATA | TxFlags.EXTRA_INFO):
-                raise NetbackError(f"unsupported transmit flags {req.flags:#x}")
-            if req.size > MTU + ETH_HEADER or req.offset + req.size > PAGE_SIZE:
-                raise NetbackError(f"frame of {req.size} bytes at offset {req.offset}")
-            if req.size < ETH_HEADER:
-                status = Status.ERROR
-            else:
-                self._inbox.put(self._copy_from(req.gref, req.offset, req.size))
-                status = Status.OKAY
-            tx.push_response(push_tx_response(TxResponse(req.id, status)))
+        """Frames the frontend sent (one slot, or a ``MORE_DATA`` chain of them): to
+        the inbox, every slot answered."""
+        reqs = [pull_tx_request(raw) for raw in tx.take_requests()]
+        i = 0
+        while i < len(reqs):
+            chain = [reqs[i]]
+            while chain[-1].flags & TxFlags.MORE_DATA:
+                if len(chain) >= MAX_SLOTS:
+                    raise NetbackError(f"a packet of more than {MAX_SLOTS} slots")
+                if i + len(chain) >= len(reqs):
+                    # Linux's netback: a packet needing more slots than published.
+                    raise NetbackError("a packet continues beyond the published requests")
+                chain.append(reqs[i + len(chain)])
+            i += len(chain)
+            status = self._packet(chain)
+            for req in chain:
+                tx.push_response(push_tx_response(TxResponse(req.id, status)))
         return tx.push_responses_and_check_notify()
+
+    def _packet(self, chain: list[TxRequest]) -> Status:
+        """One packet: the first slot's size is the packet's, the others' their own."""
+        if any(req.flags & TxFlags.EXTRA_INFO for req in chain):
+            raise NetbackError("extra-info slots (the backend offers no extras)")
+        total = chain[0].size
+        rest = sum(req.size for req in chain[1:])
+        if rest > total:
+            raise NetbackError(f"slots of {rest} bytes in a packet of {total}")
+        if total > MTU + ETH_HEADER:
+            raise NetbackError(f"frame of {total} bytes")
+        sizes = [total - rest, *(req.size for req in chain[1:])]
+        for req, size in zip(chain, sizes, strict=True):
+            if req.offset + size > PAGE_SIZE:
+                raise NetbackError(f"{size} bytes at offset {req.offset} cross the page")
+        if total >= ETH_HEADER:
+            parts = []
+            for req, size in zip(chain, sizes, strict=True):
+                part = self._copy_from(req.gref, req.offset, size)
+                if part is None:
+                    break
+                parts.append(part)
+            else:
+                self._inbox.put(b"".join(parts))
+                return Status.OKAY
+        self._inbox.stats.rx_dropped += 1
+        return Status.ERROR
 
     def _deliver(self, rx: BackRing) -> bool:
         """Frames for the frontend: each into a page it lent."""
@@ -255,10 +303,13 @@ class Netback:
         while self._outbox and self._rx_lent:
             rid, gref = self._rx_lent.popleft()
             frame = self._outbox.popleft()
-            self._copy_to(gref, frame)
-            rx.push_response(push_rx_response(RxResponse(rid, 0, 0, len(frame))))
-            stats.tx_packets += 1
-            stats.tx_bytes += len(frame)
+            if self._copy_to(gref, frame):
+                rx.push_response(push_rx_response(RxResponse(rid, 0, 0, len(frame))))
+                stats.tx_packets += 1
+                stats.tx_bytes += len(frame)
+            else:
+                rx.push_response(push_rx_response(RxResponse(rid, 0, 0, Status.ERROR)))
+                stats.tx_dropped += 1
             sent += 1
         return sent > 0 and rx.push_responses_and_check_notify()
 

@@ -320,6 +320,8 @@ class AsyncClient(AsyncTransaction):
         self._core = ClientCore()
         self._pending: dict[int, asyncio.Future[Packet]] = {}
         self._watches: dict[str, asyncio.Queue[WatchEvent]] = {}
+        self._watch_paths: dict[str, str] = {}
+        self._generation = 0  # connections so far: a reconnection ends transactions
         self._tokens = 0
         self._task = asyncio.get_running_loop().create_task(self._pump())
 
@@ -394,16 +396,39 @@ class AsyncClient(AsyncTransaction):
             token = f"mirage-{self._tokens}"
         queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
         self._watches[token] = queue
+        self._watch_paths[token] = path
         try:
             await self.call(Op.WATCH, join_args(path, token))
         except BaseException:
             del self._watches[token]
+            del self._watch_paths[token]
             raise
         return queue
 
     async def unwatch(self, path: str, token: str) -> None:
         self._watches.pop(token, None)
+        self._watch_paths.pop(token, None)
         await self.call(Op.UNWATCH, join_args(path, token))
+
+    async def reconnect(self, timeout: float = 30.0) -> None:
+        """Reset a ring connection (``XENSTORE_RECONNECT``, see
+        :meth:`RingTransport.reconnect`) and carry on by ourselves, as Linux's xenbus
+        does on resume: requests in flight fail with :class:`ConnectionResetError`,
+        transactions are gone (a :meth:`transaction` running its function starts it
+        again), and every watch is registered again with its token (so each queue
+        gets a fresh initial event)."""
+        reset = getattr(self._writer, "reconnect", None)
+        if reset is None:
+            raise ConnectionError("only a connection over a ring page reconnects")
+        self._generation += 1
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionResetError("xenstore ring reconnected"))
+        self._core = ClientCore()
+        await reset(timeout)
+        for token, path in list(self._watch_paths.items()):
+            await self.call(Op.WATCH, join_args(path, token))
 
     async def wait_for(self, path: str, predicate: Callable[[bytes | None], bool]) -> bytes | None:
         """Wait until ``predicate(value of path or None)`` holds; return the value."""
@@ -441,19 +466,29 @@ class AsyncClient(AsyncTransaction):
     async def transaction(
         self, fn: Callable[[AsyncTransaction], Awaitable[T]], retries: int = 100
     ) -> T:
-        """Run ``fn`` in a transaction, again while the commit answers ``EAGAIN``."""
+        """Run ``fn`` in a transaction, again while the commit answers ``EAGAIN`` or
+        the connection was reset (:meth:`reconnect`) while it ran."""
         for _ in range(retries):
+            generation = self._generation
             tx_id = int((await self.call(Op.TRANSACTION_START, b"\0")).rstrip(b"\0"))
             try:
                 result = await fn(AsyncTransaction(self, tx_id))
+            except (XsError, OSError):
+                if self._generation != generation:
+                    continue  # the transaction went with the old connection
+                with contextlib.suppress(XsError, OSError):
+                    await self.call(Op.TRANSACTION_END, b"F\0", tx_id)
+                raise
             except BaseException:
                 with contextlib.suppress(XsError, OSError):
                     await self.call(Op.TRANSACTION_END, b"F\0", tx_id)
                 raise
             try:
                 await self.call(Op.TRANSACTION_END, b"T\0", tx_id)
-            except XsError as err:
-                if err.name == "EAGAIN":
+            except (XsError, OSError) as err:
+                if self._generation != generation:
+                    continue
+                if isinstance(err, XsError) and err.name == "EAGAIN":
                     continue
                 raise
             return result

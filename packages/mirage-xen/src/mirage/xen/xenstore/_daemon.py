@@ -130,8 +130,17 @@ class XenstoreDaemon:
             except HypervisorError as err:
                 log.warning("cannot reach domain %d's ring: %s", domid, err)
                 continue
-            task = asyncio.get_running_loop().create_task(self._ring_client(domid, ring))
-            self._rings[domid] = task
+            self.serve_ring(ring)
+
+    def serve_ring(self, ring: RingConnection) -> None:
+        """Serve ``ring`` as its domain's connection (replacing any earlier one): how
+        introduced domains are served, and how a xenstored in dom0 serves dom0's
+        kernel (:meth:`RingConnection.local`)."""
+        old = self._rings.pop(ring.domid, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.get_running_loop().create_task(self._ring_client(ring.domid, ring))
+        self._rings[ring.domid] = task
 
     async def _ring_client(self, domid: int, ring: RingConnection) -> None:
         conn = self.server.connect(domid)
@@ -169,8 +178,13 @@ class XenstoreDaemon:
             await ring.stop()
 
 
-async def serve(path: str, quota: Quota, domain: Domain | None) -> None:
+async def serve(
+    path: str, quota: Quota, domain: Domain | None, local_ring: tuple[memoryview, int] | None = None
+) -> None:
     daemon = XenstoreDaemon(XenstoreServer(quota), domain)
+    if local_ring is not None and domain is not None:
+        daemon.serve_ring(RingConnection.local(domain, domain.domid, *local_ring))
+        log.info("serving the dom0 kernel's ring")
     await daemon.start(path)
     log.info("listening on %s", path)
     stop = asyncio.Event()
@@ -196,6 +210,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--xen-domid", type=int, default=0, help="xenstored's own domain there (default: 0)"
     )
+    parser.add_argument(
+        "--linux-dom0",
+        action="store_true",
+        help="run as a real Xen host's xenstored in its Linux dom0: serve the dom0"
+        " kernel's xenstore ring (/dev/xen/xenbus_backend) through /dev/xen",
+    )
     defaults = Quota()
     parser.add_argument(
         "--entries-per-domain",
@@ -214,12 +234,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     quota = Quota(entries_per_domain=args.entries_per_domain, entry_size=args.entry_size)
     domain: Domain | None = None
-    if args.xen_sim:
+    local_ring = None
+    if args.linux_dom0:
+        from mirage.xen.linux import LinuxDomain, xenbus_backend_ring
+
+        try:
+            domain = LinuxDomain(0)
+            local_ring = xenbus_backend_ring()
+        except HypervisorError as err:
+            parser.exit(1, f"mirage-xenstored: {err}\n")
+    elif args.xen_sim:
         from mirage.xen.sim import SimHypervisor
 
         domain = SimHypervisor(args.xen_sim).domain(args.xen_domid)
     try:
-        asyncio.run(serve(args.socket, quota, domain))
+        asyncio.run(serve(args.socket, quota, domain, local_ring))
     finally:
         if domain is not None:
             domain.close()

@@ -187,11 +187,34 @@ class RingConnection:
     """xenstored's end of one domain's ring."""
 
     def __init__(self, domain: Domain, domid: int, ref: int, remote_port: int) -> None:
+        mapping = domain.gnttab.map(domid, [ref])
+        try:
+            port = domain.evtchn.bind_interdomain(domid, remote_port)
+        except BaseException:
+            domain.gnttab.unmap(mapping)
+            raise
+        self._attach(domain, domid, mapping.memory, port, mapping)
+
+    @classmethod
+    def local(
+        cls, domain: Domain, domid: int, memory: memoryview, remote_port: int
+    ) -> RingConnection:
+        """The ring of a page xenstored has without a grant: dom0's kernel's, which
+        Linux offers to a xenstored in dom0 through ``/dev/xen/xenbus_backend``
+        (see :func:`mirage.xen.linux.xenbus_backend_ring`)."""
+        self = cls.__new__(cls)
+        port = domain.evtchn.bind_interdomain(domid, remote_port)
+        self._attach(domain, domid, memory, port, None)
+        return self
+
+    def _attach(
+        self, domain: Domain, domid: int, memory: memoryview, port: int, mapping: Mapping | None
+    ) -> None:
         self.domid = domid
         self.domain = domain
-        self.mapping: Mapping = domain.gnttab.map(domid, [ref])
-        self.port = domain.evtchn.bind_interdomain(domid, remote_port)
-        memory = self.mapping.memory
+        self.memory = memory
+        self.mapping = mapping
+        self.port = port
         req, rsp = _rings(memory)
         self._pipe = _RingPipe(
             req,
@@ -209,7 +232,7 @@ class RingConnection:
         """The server's part of a reconnection: empty both queues, mark the ring
         connected and signal. (The daemon drops the connection's watches and
         transactions.)"""
-        memory = self.mapping.memory
+        memory = self.memory
         self._pipe.discard()
         for off in (REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD):
             _set(memory, off, 0)
@@ -217,7 +240,7 @@ class RingConnection:
         self._pipe.wakeup.notify()
 
     def set_error(self, error: int) -> None:
-        _set(self.mapping.memory, ERROR, error)
+        _set(self.memory, ERROR, error)
 
     async def read(self) -> bytes:
         """The next request bytes; ``b""`` once the connection is stopped. A broken
@@ -225,14 +248,14 @@ class RingConnection:
         try:
             return await self._pipe.read(SIZE)
         except RingError:
-            self.mapping.memory[ERROR : ERROR + 4] = ERROR_RINGIDX.to_bytes(4, "little")
+            self.memory[ERROR : ERROR + 4] = ERROR_RINGIDX.to_bytes(4, "little")
             raise
 
     def write(self, data: bytes) -> None:
         try:
             self._pipe.write(data)
         except RingError:
-            self.mapping.memory[ERROR : ERROR + 4] = ERROR_RINGIDX.to_bytes(4, "little")
+            self.memory[ERROR : ERROR + 4] = ERROR_RINGIDX.to_bytes(4, "little")
 
     def is_closing(self) -> bool:
         return self._pipe.closed
@@ -241,4 +264,5 @@ class RingConnection:
         await self._pipe.stop()
         with contextlib.suppress(Exception):
             self.domain.evtchn.unbind(self.port)
-        self.domain.gnttab.unmap(self.mapping)
+        if self.mapping is not None:
+            self.domain.gnttab.unmap(self.mapping)

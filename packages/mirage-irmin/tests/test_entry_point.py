@@ -29,6 +29,7 @@ def test_registers_the_irmin_device() -> None:
     assert [(p.name, p.type, p.default) for p in impl.params] == [
         ("root", "path", None),
         ("branch", "str", "main"),
+        ("backend", "str", "git"),
     ]
     assert impl.requires == ("mirage-irmin>=0.1,<1",)
     module, _, name = impl.factory.partition(":")

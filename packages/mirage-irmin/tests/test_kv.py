@@ -29,6 +29,15 @@ class TestIrminKvGit(KvRwTests):
         return await IrminKv.connect(root=str(root), contents=contents)
 
 
+class TestIrminKvPack(KvRwTests):
+    _dirs = itertools.count()
+    _tmp = tempfile.TemporaryDirectory(prefix="irmin-kv-pack-")
+
+    async def make_kv_rw(self, contents: Mapping[str, bytes]) -> KvRw:
+        root = Path(self._tmp.name) / f"p{next(self._dirs)}"
+        return await IrminKv.connect(root=str(root), backend="pack", contents=contents)
+
+
 class TestHistory(AsyncTests):
     @needs_git
     @async_test

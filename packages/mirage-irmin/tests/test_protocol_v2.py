@@ -12,7 +12,7 @@ import pytest
 from conftest import git, needs_git
 from hypothesis import given
 from hypothesis import strategies as st
-from test_remote import daemon, git_repo  # noqa: F401 - the daemon fixture
+from test_remote import daemon, git_repo, http_backend  # noqa: F401 - the fixtures
 
 from mirage.irmin import (
     DecodeError,
@@ -69,6 +69,33 @@ def test_fetch_v2_from_a_path(tmp_path: Path, backend: str) -> None:
         fetch_remote(str(src), dst, {"refs/heads/none": "refs/heads/none"}, protocol=2)
     if backend == "git":
         git("fsck", "--strict", cwd=tmp_path / "ours.git")
+
+
+@needs_git
+def test_fetch_v2_over_smart_http(
+    http_backend: tuple[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    url, base = http_backend
+    src = git_repo(base / "src")
+    git("branch", "side", "main~1", cwd=src)
+    dst = GitBackend.init(tmp_path / "ours.git")
+    got = fetch_remote(f"{url}/src", dst, protocol=2)
+    assert set(got) == {"refs/remotes/origin/main", "refs/remotes/origin/side"}
+    assert (
+        got["refs/remotes/origin/main"].hex() == git("rev-parse", "main", cwd=src).decode().strip()
+    )
+    (src / "later").write_text("later\n")
+    git("add", "-A", cwd=src)
+    git("commit", "-q", "-m", "later", cwd=src)
+    again = fetch_remote(f"{url}/src", dst, {"refs/heads/main": "refs/heads/main"}, protocol=2)
+    assert again["refs/heads/main"].hex() == git("rev-parse", "main", cwd=src).decode().strip()
+    assert Store(Repo(dst), "main").get("later") == b"later\n"
+    git("fsck", "--strict", cwd=tmp_path / "ours.git")
+    # a version-0 fetch of the same over HTTP agrees
+    assert fetch_remote(f"{url}/src", MemoryBackend(), {"refs/heads/side": "refs/heads/side"}) == {
+        "refs/heads/side": got["refs/remotes/origin/side"]
+    }
 
 
 def test_fetch_v2_from_git_daemon(daemon: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
@@ -143,12 +170,19 @@ def test_thin_packs_are_completed(tmp_path: Path, backend: str) -> None:
 
 
 @needs_git
+@pytest.mark.parametrize("transport", ["path", "http"])
 def test_multi_ack_detailed_finds_common_history_below_our_tips(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, transport: str
 ) -> None:
     import mirage.irmin._remote as remote
 
-    src = tmp_path / "src"
+    if transport == "http":  # stateless: every round is a POST to git http-backend
+        url, base = request.getfixturevalue("http_backend")
+        src = base / "src"
+        where = f"{url}/src"
+    else:
+        src = tmp_path / "src"
+        where = str(src)
     git("init", "-q", "-b", "main", str(src), cwd=tmp_path)
 
     def commits(first: int, last: int) -> None:
@@ -160,7 +194,7 @@ def test_multi_ack_detailed_finds_common_history_below_our_tips(
     commits(0, 60)
     base = git("rev-parse", "main", cwd=src).decode().strip()
     dst = GitBackend.init(tmp_path / "ours.git")
-    fetch_remote(str(src), dst, {"refs/heads/main": "refs/heads/mine"})
+    fetch_remote(where, dst, {"refs/heads/main": "refs/heads/mine"})
     mine = Store(Repo(dst), "mine")
     mine.set("local", b"1", Info(1))  # local commits the server never saw: our tips
     mine.set("local", b"2", Info(2))
@@ -180,7 +214,7 @@ def test_multi_ack_detailed_finds_common_history_below_our_tips(
 
     monkeypatch.setattr(remote, "_read_acks", spy_acks)
     monkeypatch.setattr(remote, "_install", spy_install)
-    got = fetch_remote(str(src), dst, {"refs/heads/main": "refs/remotes/origin/main"})
+    got = fetch_remote(where, dst, {"refs/heads/main": "refs/remotes/origin/main"})
     assert (
         got["refs/remotes/origin/main"].hex() == git("rev-parse", "main", cwd=src).decode().strip()
     )

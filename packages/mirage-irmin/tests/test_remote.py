@@ -187,6 +187,8 @@ def http_backend(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 "CONTENT_TYPE": self.headers.get("Content-Type", ""),
                 "CONTENT_LENGTH": str(length),
             }
+            if self.headers.get("Git-Protocol"):  # as a web server passes headers to CGI
+                env["HTTP_GIT_PROTOCOL"] = self.headers["Git-Protocol"]
             out = subprocess.run(
                 [GIT, "http-backend"], input=self.rfile.read(length), env=env, capture_output=True
             ).stdout

@@ -23,6 +23,7 @@ from mirage.irmin import (
     Info,
     MemoryBackend,
     MergeConflict,
+    PackBackend,
     PathError,
     RefPoller,
     RemoteError,
@@ -57,10 +58,12 @@ class Served:
         self.loop.close()
 
 
-@pytest.fixture(params=["memory", "git"])
+@pytest.fixture(params=["memory", "git", "pack"])
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
     if request.param == "memory":
         return Repo(MemoryBackend())
+    if request.param == "pack":
+        return Repo(PackBackend(tmp_path / "r.pack"))
     return Repo(GitBackend.init(tmp_path / "r.git"))
 
 

@@ -4,6 +4,7 @@ concurrent writers, and a state machine against a dict-of-dicts model."""
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from mirage.irmin import (
     Info,
     MemoryBackend,
     MergeConflict,
+    PackBackend,
     PathError,
     Repo,
     Store,
@@ -25,11 +27,16 @@ from mirage.irmin import (
 )
 
 
-@pytest.fixture(params=["memory", "git"])
-def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
+@pytest.fixture(params=["memory", "git", "pack"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repo]:
     if request.param == "memory":
-        return Repo(MemoryBackend())
-    return Repo(GitBackend.init(tmp_path / "r.git"))
+        yield Repo(MemoryBackend())
+    elif request.param == "git":
+        yield Repo(GitBackend.init(tmp_path / "r.git"))
+    else:
+        backend = PackBackend(tmp_path / "r.pack")
+        yield Repo(backend)
+        backend.close()
 
 
 def at(t: int, message: str = "") -> Info:
@@ -247,9 +254,17 @@ def three_way(
 
 
 class StoreMachine(RuleBasedStateMachine):
+    backend = "memory"
+
     def __init__(self) -> None:
         super().__init__()
-        self.repo = Repo(MemoryBackend())
+        self.tmp = tempfile.TemporaryDirectory(prefix="irmin-machine-")
+        if self.backend == "git":
+            self.repo = Repo(GitBackend.init(Path(self.tmp.name) / "r.git"))
+        elif self.backend == "pack":
+            self.repo = Repo(PackBackend(Path(self.tmp.name) / "r.pack"))
+        else:
+            self.repo = Repo(MemoryBackend())
         self.model: dict[str, dict[str, bytes]] = {}
         self.now = 0
 
@@ -331,11 +346,32 @@ class StoreMachine(RuleBasedStateMachine):
             else:
                 yield from self.flatten(value, path)
 
+    def teardown(self) -> None:
+        if isinstance(self.repo.backend, PackBackend):
+            self.repo.backend.close()
+        self.tmp.cleanup()
+
+
+class GitStoreMachine(StoreMachine):
+    backend = "git"
+
+
+class PackStoreMachine(StoreMachine):
+    backend = "pack"
+
 
 TestStoreMachine = StoreMachine.TestCase
 TestStoreMachine.settings = settings(
     max_examples=40,
     stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestGitStoreMachine = GitStoreMachine.TestCase
+TestPackStoreMachine = PackStoreMachine.TestCase
+TestGitStoreMachine.settings = TestPackStoreMachine.settings = settings(
+    max_examples=12,
+    stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

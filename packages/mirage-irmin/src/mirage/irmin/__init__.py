@@ -2,10 +2,9 @@
 
 - the Git object model and codecs (:class:`Blob`, :class:`Tree`, :class:`Commit`,
   :class:`Tag`, loose objects, packs and ``.idx`` v2, refs and ``packed-refs``);
-- backends: :class:`MemoryBackend` and :class:`GitBackend` (a repository ``git``
-  reads and writes);
-- :class:`PackRepo` and :class:`PackStore`: the pack backend, directories as
-  bounded-fanout hash tries (inodes) for very large directories (not Git's format);
+- backends: :class:`MemoryBackend`, :class:`GitBackend` (a repository ``git``
+  reads and writes) and :class:`PackBackend` (Git objects in one append-only file
+  with a persistent index, large trees as inodes of chunks, Git's ids);
 - :class:`Repo` (trees, commits, history, diff, lowest common ancestors, three-way
   merge) and :class:`Store` (values at paths on a branch, each write a commit);
 - sync: :func:`fetch`, :func:`push`, :func:`clone`, :func:`pack_for`,
@@ -14,7 +13,8 @@
   path, ``git daemon``, smart HTTP; fetches also in protocol version 2);
 - :func:`repack`: one pack with deltas for history;
 - :class:`StoreServer` (the store over HTTP, REST/JSON) and :class:`RemoteStore`,
-  its client; :class:`RefPoller`, watches that notice refs moved by others;
+  its client; :class:`RefPoller` and :class:`RefNotifier` (inotify), watches that
+  notice refs moved by others;
 - :class:`IrminKv`, the ``irmin`` ``kv_rw`` device.
 
 Names are loaded on first use, so that loading the plugin imports nothing else.
@@ -43,13 +43,13 @@ __all__ = [
     "ObjectMissing",
     "ObjectType",
     "Pack",
-    "PackRepo",
-    "PackStore",
+    "PackBackend",
     "PathError",
     "Person",
     "PushRejected",
     "RefError",
     "RefLocked",
+    "RefNotifier",
     "RefPoller",
     "RefUpdateRejected",
     "RemoteError",
@@ -75,6 +75,7 @@ __all__ = [
     "repack",
     "thin_pack_for",
     "run_poller",
+    "run_watcher",
 ]
 
 _WHERE = {
@@ -121,12 +122,13 @@ _WHERE = {
     "RemoteStore": "_client",
     "RemoteError": "_client",
     "LogEntry": "_client",
+    "RefNotifier": "_inotify",
     "RefPoller": "_watch",
-    "PackRepo": "_packstore",
-    "PackStore": "_packstore",
+    "PackBackend": "_packbackend",
     "RepackStats": "_repack",
     "repack": "_repack",
     "run_poller": "_watch",
+    "run_watcher": "_inotify",
 }
 
 if TYPE_CHECKING:
@@ -145,10 +147,11 @@ if TYPE_CHECKING:
         RefUpdateRejected,
     )
     from ._git import GitBackend, RefLocked
+    from ._inotify import RefNotifier, run_watcher
     from ._merge import Unmergeable
     from ._objects import Blob, Commit, ObjectType, Person, Tag, Tree, TreeEntry
     from ._pack import Pack
-    from ._packstore import PackRepo, PackStore
+    from ._packbackend import PackBackend
     from ._remote import fetch_remote, push_remote
     from ._repack import RepackStats, repack
     from ._repo import Change, Info, Repo, Watch

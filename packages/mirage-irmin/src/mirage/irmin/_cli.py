@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import select
 import sys
 import time
 from collections.abc import Sequence
 
 from ._errors import IrminError
 from ._git import GitBackend
+from ._inotify import RefNotifier
 from ._merge import MERGES
+from ._packbackend import PackBackend
 from ._remote import fetch_remote, push_remote
 from ._repo import Info, Repo
 from ._store import Store
@@ -33,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--author", default="irmin <irmin@localhost>", help="'Name <email>'")
     p.add_argument("-m", "--message", default=None, help="the commit message")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create a bare repository")
+    i = sub.add_parser("init", help="create a bare repository")
+    i.add_argument("--pack", action="store_true", help="a pack backend, not a Git repository")
     sub.add_parser("get", help="print a value").add_argument("key")
     s = sub.add_parser("set", help="set a value (from standard input if none is given)")
     s.add_argument("key")
@@ -48,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("clone", help="copy a repository")
     c.add_argument("source")
     c.add_argument("dest")
+    c.add_argument("--pack", action="store_true", help="make dest a pack backend")
     for name in ("pull", "push"):
         r = sub.add_parser(name, help=f"{name} the branch (path, git:// or http:// remote)")
         r.add_argument("remote")
@@ -79,13 +84,25 @@ def _watch(store: Store, args: argparse.Namespace) -> None:
         store.watch_key(args.key, show)
     start = time.monotonic()
     poller = RefPoller(store.repo, args.interval, start)
+    notifier: RefNotifier | None = None
+    with contextlib.suppress(OSError):
+        notifier = RefNotifier(store.repo)  # woken by inotify; polling without it
     print("watching", file=out, flush=True)
     while args.count is None or changes < args.count:
         now = time.monotonic()
         if args.timeout is not None and now - start >= args.timeout:
             break
-        if not poller.handle_timer(now):
+        if notifier is not None:
+            wait = args.interval
+            if args.timeout is not None:
+                wait = min(wait, max(0.0, start + args.timeout - now))
+            readable, _, _ = select.select([notifier], [], [], wait)
+            if not (readable and notifier.handle_readable()):
+                store.repo.poll()  # every interval all the same, as a safety net
+        elif not poller.handle_timer(now):
             time.sleep(max(0.0, min(poller.get_timer() - now, args.interval)))
+    if notifier is not None:
+        notifier.close()
 
 
 def _serve(repo: Repo, args: argparse.Namespace) -> None:
@@ -116,12 +133,19 @@ def _info(args: argparse.Namespace, default: str) -> Info:
 def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "init":
-        GitBackend.init(args.repo, branch=args.branch)
+        if args.pack:
+            PackBackend(args.repo, head=f"refs/heads/{args.branch}").close()
+        else:
+            GitBackend.init(args.repo, branch=args.branch)
         return 0
     if args.command == "clone":
-        clone(args.source, args.dest)
+        clone(args.source, args.dest, pack=args.pack)
         return 0
-    backend = GitBackend.open(args.repo)
+    backend: GitBackend | PackBackend
+    if PackBackend.is_pack(args.repo):
+        backend = PackBackend(args.repo)
+    else:
+        backend = GitBackend.open(args.repo)
     store = Store(Repo(backend), args.branch)
     out = sys.stdout
     if args.command == "get":
@@ -164,6 +188,8 @@ def run(argv: Sequence[str]) -> int:
     elif args.command == "gc":
         from ._repack import repack
 
+        if isinstance(backend, PackBackend):
+            raise IrminError("gc repacks Git repositories; a pack backend is one file already")
         st = repack(backend)
         print(
             f"{st.objects} objects, {st.pack_bytes} bytes in one pack "

@@ -30,7 +30,9 @@ import contextlib
 import errno
 import mmap
 import os
+import struct
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from ._objects import (
     decode_loose,
     encode_loose,
     hash_object,
+    hasher,
     oid_length,
 )
 from ._pack import Pack, PackIndex, map_file, read_index, write_index, write_pack
@@ -382,17 +385,25 @@ class GitBackend:
         """
         low = 0
         for tier in _TIERS:
-            with self._lock:
-                small = [(n, p) for n, p in self._packs.items() if len(p) < tier]
-            if sum(len(p) >= low for _, p in small) >= self.consolidate_at:
+            with self._lock:  # counted first: a commit must not pay for a list of packs
+                sizes = [len(p.index.offsets) for p in self._packs.values()]
+            if sum(low <= n < tier for n in sizes) >= self.consolidate_at:
+                with self._lock:
+                    small = [(n, p) for n, p in self._packs.items() if len(p) < tier]
                 self._merge_packs(small)
             low = tier
 
     def _merge_packs(self, small: list[tuple[str, Pack]]) -> None:
-        objects = []
-        for _, p in small:
-            objects += [p.get(oid, self._lookup) for oid in p.ids()]
-        pack, entries = write_pack([o for o in objects if o is not None], algo=self.object_format)
+        raws = [p.raw_entries() for _, p in small]
+        if all(r is not None for r in raws):
+            pack, entries = self._concat_entries([e for r in raws if r for e in r])
+        else:
+            objects = []
+            for _, p in small:
+                objects += [p.get(oid, self._lookup) for oid in p.ids()]
+            pack, entries = write_pack(
+                [o for o in objects if o is not None], algo=self.object_format
+            )
         self.add_pack(pack, entries)
         new = self.pack_name(pack)
         pack_dir = self._objects / "pack"
@@ -404,6 +415,23 @@ class GitBackend:
                     (pack_dir / f"{name}{suffix}").unlink()
             with self._lock:
                 self._packs.pop(name, None)
+
+    def _concat_entries(
+        self, raw: list[tuple[bytes, bytes, int]]
+    ) -> tuple[bytes, list[tuple[bytes, int, int]]]:
+        """A pack of whole entries copied as they are (each id once): merging small
+        packs inflates and deflates nothing."""
+        unique: dict[bytes, tuple[bytes, int]] = {}
+        for oid, e, crc in raw:
+            unique.setdefault(oid, (e, crc))
+        kept = [(oid, e, crc) for oid, (e, crc) in unique.items()]
+        out = bytearray(b"PACK" + struct.pack(">II", 2, len(kept)))
+        entries = []
+        for oid, entry, crc in kept:
+            entries.append((oid, len(out), crc or zlib.crc32(entry)))
+            out += entry
+        out += hasher(self.object_format)(out).digest()
+        return bytes(out), entries
 
     def add_pack(
         self, pack: bytes, entries: list[tuple[bytes, int, int]] | None = None

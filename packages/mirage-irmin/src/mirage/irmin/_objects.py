@@ -35,6 +35,7 @@ __all__ = [
     "TreeEntry",
     "decode_loose",
     "decode_object",
+    "deflate",
     "encode_loose",
     "encode_object",
     "OBJECT_FORMATS",
@@ -384,9 +385,21 @@ def _decode_tag(body: bytes, what: str, oid_len: int = OID_LEN) -> Tag:
 # Loose objects
 
 
+def deflate(data: bytes, level: int = 1) -> bytes:
+    """``data`` as a zlib stream, with a window no larger than ``data`` needs: zlib's
+    default state (a 32 KiB window, 256 KiB of hash tables) costs more to set up
+    than compressing a small object does, and the output is the same size (any
+    inflater, Git's too, reads a stream made with a smaller window)."""
+    n = len(data)
+    wbits = 9 if n <= 256 else min(15, (n - 1).bit_length())
+    memlevel = max(1, min(8, wbits - 7))
+    c = zlib.compressobj(level, zlib.DEFLATED, wbits, memlevel)
+    return c.compress(data) + c.flush()
+
+
 def encode_loose(kind: ObjectType, body: bytes, level: int = 1) -> bytes:
     """The zlib-compressed file Git keeps at ``objects/xx/<38 hex>``."""
-    return zlib.compress(b"%s %d\0%s" % (kind.value.encode(), len(body), body), level)
+    return deflate(b"%s %d\0%s" % (kind.value.encode(), len(body), body), level)
 
 
 def decode_loose(data: bytes, what: str = "loose object") -> tuple[ObjectType, bytes]:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ._errors import CorruptObject, DecodeError
-from ._objects import OID_LEN, ObjectType, hash_object, hasher, oid_length
+from ._objects import OID_LEN, ObjectType, deflate, hash_object, hasher, oid_length
 
 __all__ = [
     "OFS_DELTA",
@@ -390,6 +390,19 @@ class Pack:
     def ids(self) -> list[bytes]:
         return list(self.index.offsets)
 
+    def raw_entries(self) -> list[tuple[bytes, bytes, int]] | None:
+        """``(id, entry bytes, crc32)`` of every entry, as stored, if none is a delta
+        (so each can be copied into another pack as it is); else ``None``."""
+        data = self._data
+        order = sorted((off, oid) for oid, off in self.index.offsets.items())
+        ends = [off for off, _ in order[1:]] + [len(data) - self._oid_len]
+        out = []
+        for (off, oid), end in zip(order, ends, strict=True):
+            if (data[off] >> 4) & 7 not in _TYPES or end <= off:
+                return None
+            out.append((oid, bytes(data[off:end]), self.index.crcs.get(oid, 0)))
+        return out
+
     def get(self, oid: bytes, lookup: BaseLookup | None = None) -> tuple[ObjectType, bytes] | None:
         off = self.index.offsets.get(oid)
         if off is None:
@@ -565,7 +578,7 @@ def write_pack(
             delta = create_delta(outside[1], body)
             if len(delta) < len(body) // 2:
                 entry = bytes(_entry_bytes(REF_DELTA, len(delta))) + outside[0]
-                entry += zlib.compress(delta, level)
+                entry += deflate(delta, level)
         prev = last.get(kind) if deltas and entry is None else None
         if prev is not None and len(body) > 64 and prev[2] < max_depth:
             delta = create_delta(prev[1], body)
@@ -577,12 +590,10 @@ def write_pack(
                     distance -= 1
                     enc.insert(0, 0x80 | (distance & 0x7F))
                     distance >>= 7
-                entry = bytes(_entry_bytes(OFS_DELTA, len(delta)) + enc) + zlib.compress(
-                    delta, level
-                )
+                entry = bytes(_entry_bytes(OFS_DELTA, len(delta)) + enc) + deflate(delta, level)
                 depth = prev[2] + 1
         if entry is None:
-            entry = bytes(_entry_bytes(kind.pack_number, len(body))) + zlib.compress(body, level)
+            entry = bytes(_entry_bytes(kind.pack_number, len(body))) + deflate(body, level)
         out += entry
         entries.append((oid, off, zlib.crc32(entry)))
         last[kind] = (off, body, depth)

@@ -28,6 +28,12 @@ IMPLS = (
                 "the Git repository (created bare if missing); none: in memory",
             ),
             Param("branch", "str", "main", "the branch the store reads and commits to"),
+            Param(
+                "backend",
+                "str",
+                "git",
+                "'git' (a Git repository) or 'pack' (the pack backend, for huge directories)",
+            ),
         ),
         requires=REQUIRES,
         doc="a versioned store: every write is a Git commit on a branch",

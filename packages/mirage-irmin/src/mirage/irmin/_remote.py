@@ -107,23 +107,31 @@ class _Connection:
 
 class _HttpConnection(_Connection):
     """Smart HTTP: the advertisement comes from ``GET``; what is sent is buffered and
-    posted when the response is first read."""
+    posted when a response is next read (or at :meth:`finish`), each ``POST`` a
+    request of its own (the server keeps no state between them). ``protocol=2``
+    sends ``Git-Protocol: version=2`` with every request."""
 
-    def __init__(self, url: str, service: str) -> None:
+    def __init__(self, url: str, service: str, protocol: int = 0) -> None:
         self.url = url.rstrip("/")
         self.service = service = f"git-{service}"
+        self._headers = {"Git-Protocol": "version=2"} if protocol == 2 else {}
         self._out = bytearray()
+        get = urllib.request.Request(
+            f"{self.url}/info/refs?service={service}", headers=self._headers
+        )
         try:
-            with urllib.request.urlopen(f"{self.url}/info/refs?service={service}", timeout=30) as r:
+            with urllib.request.urlopen(get, timeout=30) as r:
                 body = r.read()
                 kind = r.headers.get("Content-Type", "")
         except urllib.error.HTTPError as e:
             raise IrminError(f"{url}: HTTP {e.code} {e.reason}") from None
         if kind != f"application/x-{service}-advertisement":
             raise DecodeError(url, f"not a smart HTTP server (Content-Type {kind!r})")
-        lines, pos = read_pkt_lines(body, 0, "smart HTTP advertisement")
-        if not lines or lines[0].rstrip(b"\n") != b"# service=" + service.encode():
-            raise DecodeError(url, "no service line in the advertisement")
+        pos = 0
+        if protocol != 2 or body[4:14] == b"# service=":
+            lines, pos = read_pkt_lines(body, 0, "smart HTTP advertisement")
+            if not lines or lines[0].rstrip(b"\n") != b"# service=" + service.encode():
+                raise DecodeError(url, "no service line in the advertisement")
         super().__init__(io.BytesIO(body[pos:]), self, lambda: None)  # type: ignore[arg-type]
 
     def write(self, data: bytes) -> None:
@@ -132,13 +140,19 @@ class _HttpConnection(_Connection):
     def flush(self) -> None:
         pass
 
+    def read_exact(self, n: int) -> bytes:
+        if self._out:
+            self.post()
+        return super().read_exact(n)
+
     def post(self) -> None:
-        if self._out == b"0000":
+        data, self._out = bytes(self._out), bytearray()
+        if not data or data == b"0000":
             return  # nothing wanted: no request
         request = urllib.request.Request(
             f"{self.url}/{self.service}",
-            data=bytes(self._out),
-            headers={"Content-Type": f"application/x-{self.service}-request"},
+            data=data,
+            headers={"Content-Type": f"application/x-{self.service}-request", **self._headers},
         )
         try:
             with urllib.request.urlopen(request, timeout=120) as r:
@@ -153,9 +167,7 @@ class _HttpConnection(_Connection):
 def _connect(url: str, service: str, protocol: int = 0) -> _Connection:
     parts = urlsplit(url)
     if parts.scheme in ("http", "https"):
-        if protocol == 2:
-            raise IrminError("protocol version 2 is spoken over paths and git:// only")
-        return _HttpConnection(url, service)
+        return _HttpConnection(url, service, protocol)
     if parts.scheme == "git":
         sock = socket.create_connection((parts.hostname or "localhost", parts.port or 9418), 30)
         stream = sock.makefile("rwb")
@@ -239,8 +251,8 @@ def fetch_remote(
 ) -> dict[str, bytes]:
     """Fetch ``refs`` (remote name to local name; default every branch to
     ``refs/remotes/origin/<branch>``) from a Git server; returns the new values.
-    ``protocol=2`` speaks protocol version 2 (``ls-refs`` and ``fetch``; over a path
-    or ``git://``)."""
+    ``protocol=2`` speaks protocol version 2 (``ls-refs`` and ``fetch``; over a path,
+    ``git://`` or smart HTTP)."""
     _sha1_only(dst)
     if protocol == 2:
         return _fetch_v2(url, dst, refs)
@@ -258,11 +270,7 @@ def fetch_remote(
         if missing:
             raise IrminError(f"the remote has no ref {missing[0]!r}")
         wants = sorted({adv.refs[n] for n in refs if not dst.contains(adv.refs[n])})
-        if (
-            wants
-            and "multi_ack_detailed" in adv.capabilities
-            and not isinstance(conn, _HttpConnection)
-        ):
+        if wants and "multi_ack_detailed" in adv.capabilities:
             _negotiate(conn, dst, wants, adv.capabilities)
         elif wants:
             haves = list(dst.list_refs().values())[:256]
@@ -311,10 +319,19 @@ def _negotiate(
     caps = [_AGENT, "multi_ack_detailed"]
     caps += [c for c in ("ofs-delta", "thin-pack") if c in offered]
     request = encode_fetch(wants, [], caps)
-    conn.send(request[: -len(pkt_line(b"done\n"))])  # wants and a flush: no done yet
+    head = request[: -len(pkt_line(b"done\n"))]  # wants and a flush: no done yet
+    # Over smart HTTP every round is a request of its own: it repeats the wants and
+    # the haves the server acknowledged so far (as git does), then the new ones.
+    stateless = isinstance(conn, _HttpConnection)
+    acked: list[bytes] = []
+    if not stateless:
+        conn.send(head)
     haves = _history(dst)
     repo = Repo(dst)
     common: set[bytes] = set()
+
+    def state() -> bytes:
+        return head + b"".join(pkt_line(b"have %s\n" % h.hex().encode()) for h in acked)
 
     def mark(oid: bytes) -> None:  # a common commit and what it descends from
         stack = [oid]
@@ -329,14 +346,17 @@ def _negotiate(
         batch = haves[start : start + HAVES_PER_ROUND]
         if all(h in common for h in batch):
             continue
-        conn.send(b"".join(pkt_line(b"have %s\n" % h.hex().encode()) for h in batch) + b"0000")
+        lines = b"".join(pkt_line(b"have %s\n" % h.hex().encode()) for h in batch)
+        conn.send((state() if stateless else b"") + lines + b"0000")
         for ack in _read_acks(conn):
             if ack[1] in ("common", "ready") and dst.contains(ack[0]):
+                if ack[0] not in acked:
+                    acked.append(ack[0])
                 mark(ack[0])  # no need to offer what it descends from
             ready = ready or ack[1] == "ready"
         if ready:
             break
-    conn.send(pkt_line(b"done\n"))
+    conn.send((state() if stateless else b"") + pkt_line(b"done\n"))
     conn.finish()
     _install(dst, split_fetch_response(conn.reader.read()))
 

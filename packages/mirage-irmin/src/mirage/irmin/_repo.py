@@ -33,6 +33,7 @@ from ._objects import (
     encode_object,
     hash_object,
 )
+from ._packbackend import PackBackend
 
 __all__ = ["Change", "Info", "Node", "Repo", "Watch", "split_path"]
 
@@ -107,6 +108,7 @@ class Repo:
         self._local = threading.local()  # staging is per thread
         self._watches: list[Watch] = []
         self._seen: dict[str, bytes | None] = {}
+        self._inodes = backend if isinstance(backend, PackBackend) else None
 
     @property
     def _staged(self) -> dict[bytes, tuple[ObjectType, bytes]] | None:
@@ -236,11 +238,18 @@ class Repo:
         for step in path:
             if not entry.is_tree:
                 return None
-            found = self.entries(entry.oid).get(step)
+            found = self._child(entry.oid, step)
             if found is None:
                 return None
             entry = found
         return entry
+
+    def _child(self, tree: bytes, name: str) -> TreeEntry | None:
+        cached = self._trees.get(tree)
+        if cached is None and self._inodes is not None and self._inodes.is_inode(tree):
+            got = self._inodes.inode_entry(tree, name)  # one chunk, not the whole tree
+            return None if got is None else TreeEntry(int(got[0], 8), name, got[1])
+        return (cached if cached is not None else self.entries(tree)).get(name)
 
     def update_tree(self, tree: bytes, path: tuple[str, ...], entry: TreeEntry | None) -> bytes:
         """``tree`` with ``entry`` at ``path`` (``None`` removes it). Missing parents
@@ -257,6 +266,8 @@ class Repo:
     def _update(
         self, tree: bytes | None, path: tuple[str, ...], i: int, entry: TreeEntry | None
     ) -> bytes | None:
+        if tree is not None and self._inodes is not None and self._inodes.is_inode(tree):
+            return self._update_inode(tree, path, i, entry)
         entries = dict(self.entries(tree)) if tree is not None else {}
         name = path[i]
         if i == len(path) - 1:
@@ -276,6 +287,25 @@ class Repo:
         if not entries:
             return None
         return self.write_tree(list(entries.values()))
+
+    def _update_inode(
+        self, tree: bytes, path: tuple[str, ...], i: int, entry: TreeEntry | None
+    ) -> bytes | None:
+        """:meth:`_update` of a large tree of the pack backend: its chunks are changed
+        in place, the tree is not read whole."""
+        assert self._inodes is not None
+        name = path[i]
+        change: tuple[bytes, bytes] | None
+        if i == len(path) - 1:
+            change = None if entry is None else (b"%o" % entry.mode, entry.oid)
+        else:
+            child = self._child(tree, name)
+            if child is not None and not child.is_tree:
+                raise PathError("/".join(path[: i + 1]), "is contents, not a tree")
+            sub = self._update(child.oid if child else None, path, i + 1, entry)
+            change = None if sub is None else (b"%o" % MODE_TREE, sub)
+        new = self._inodes.inode_update(tree, name, change)
+        return None if new == self.empty_tree else new
 
     def apply(
         self,
@@ -409,7 +439,12 @@ class Repo:
         message = (
             info.message if info.message.endswith("\n") or not info.message else info.message + "\n"
         )
-        return self.write(Commit(tree, tuple(parents), person, person, message))
+        commit = Commit(tree, tuple(parents), person, person, message)
+        oid = self.write(commit)
+        if len(self._commits) > _CACHE_SIZE:
+            self._commits.clear()
+        self._commits[oid] = commit  # the next write on the branch starts from it
+        return oid
 
     def history(self, heads: Iterable[bytes], depth: int | None = None) -> list[bytes]:
         """Commits reachable from ``heads``, newest committer date first, each once;

@@ -17,6 +17,7 @@ from ._errors import IrminError
 from ._git import GitBackend
 from ._objects import Blob, ObjectType, Tag, Tree, hash_object
 from ._pack import write_pack
+from ._packbackend import PackBackend
 from ._repo import Repo
 
 __all__ = [
@@ -195,12 +196,19 @@ def push(
 
 
 def clone(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str], bare: bool = True
-) -> GitBackend:
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], bare: bool = True, pack: bool = False
+) -> GitBackend | PackBackend:
     """A new repository at ``dst`` with every branch and tag of the repository at
-    ``src``, and the same ``HEAD``."""
-    source = GitBackend.open(src)
-    target = GitBackend.init(dst, bare=bare, object_format=source.object_format)
+    ``src`` (a Git repository or a pack backend), and the same ``HEAD``; ``pack``:
+    ``dst`` is a :class:`PackBackend`, else a Git repository. Objects are copied as
+    they are, so the ids (of trees too) are the same in both."""
+    source: GitBackend | PackBackend
+    source = PackBackend(src) if PackBackend.is_pack(src) else GitBackend.open(src)
+    target: GitBackend | PackBackend
+    if pack:
+        target = PackBackend(dst, object_format=source.object_format)
+    else:
+        target = GitBackend.init(dst, bare=bare, object_format=source.object_format)
     refs = {n: n for n in source.list_refs("refs/heads/")}
     refs.update({n: n for n in source.list_refs("refs/tags/")})
     fetch(source, target, refs)

@@ -33,6 +33,7 @@ from ._backend import Backend, MemoryBackend
 from ._errors import PathError
 from ._git import GitBackend
 from ._objects import MODE_FILE, TreeEntry
+from ._packbackend import PackBackend
 from ._repo import Info, Repo, split_path
 from ._store import Store
 
@@ -56,20 +57,27 @@ class IrminKv:
         *,
         root: str | None = None,
         branch: str = "main",
+        backend: str = "git",
         contents: Mapping[str, bytes] | None = None,
         author: str = "mirage",
         clock: Callable[[], float] = time.time,
     ) -> IrminKv:
-        """The branch ``branch`` of the repository at ``root`` (in memory if ``None``),
-        first committing ``contents`` (full keys to values) if given."""
-        backend: Backend
+        """The branch ``branch`` of the repository at ``root`` (in memory if ``None``;
+        ``backend`` ``"pack"``: a :class:`PackBackend`, else a Git repository; an
+        existing pack backend is always opened as one), first committing ``contents``
+        (full keys to values) if given."""
+        store: Backend
+        if backend not in ("git", "pack"):
+            raise ValueError(f"backend must be 'git' or 'pack', not {backend!r}")
         if root is None:
-            backend = MemoryBackend()
+            store = MemoryBackend()
+        elif backend == "pack" or PackBackend.is_pack(root):
+            store = await asyncio.to_thread(PackBackend, root, head=f"refs/heads/{branch}")
         elif (Path(root) / ".git").is_dir():
-            backend = await asyncio.to_thread(GitBackend.open, root)  # a work tree's .git
+            store = await asyncio.to_thread(GitBackend.open, root)  # a work tree's .git
         else:
-            backend = await asyncio.to_thread(GitBackend.init, root, branch=branch)
-        kv = cls(Store(Repo(backend), branch), clock, author)
+            store = await asyncio.to_thread(GitBackend.init, root, branch=branch)
+        kv = cls(Store(Repo(store), branch), clock, author)
         if contents:
             initial = {kv._steps(k): bytes(v) for k, v in contents.items()}
             await kv._run(kv.store.batch, initial, kv._info("initial contents"))

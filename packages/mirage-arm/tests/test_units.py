@@ -229,3 +229,34 @@ def test_a_network_configuration_is_refused_where_there_is_no_nic(
     built = mirage("build")
     assert built.returncode != 0
     assert reason in built.stderr
+
+
+def test_host_files_named_by_path_arguments_go_into_the_guest(tmp_path: Path) -> None:
+    from mirage.arm._target import arm_qemu_command
+
+    (tmp_path / "web.initrd").write_bytes(b"070701" + bytes(104))  # stands for the image
+    cert = tmp_path / "cert.pem"
+    cert.write_bytes(b"CERT")
+    info = {
+        "network": False,
+        "stack": None,
+        "runtime_args": ["tls-cert"],
+        "path_args": ["tls-cert"],
+        "net": "user",
+        "forward": "",
+        "memory": 256,
+    }
+    board = BOARDS["virt-aarch64"]
+    command = arm_qemu_command("web", board, info, ["--tls-cert", str(cert)], None, dist=tmp_path)
+    assert command[command.index("-initrd") + 1] == "web.run.initrd"
+    booted = (tmp_path / "web.run.initrd").read_bytes()
+    assert booted.startswith((tmp_path / "web.initrd").read_bytes()) and b"CERT" in booted
+    import base64
+    import json
+
+    append = command[command.index("-append") + 1]
+    encoded = append.split("MIRAGE_ARGV=")[1].split()[0]
+    assert json.loads(base64.b64decode(encoded)) == ["--tls-cert", "/run/mirage-files/0/cert.pem"]
+    # Without the folder (the script written at build time) the image is booted as is.
+    plain = arm_qemu_command("web", board, info, [], None)
+    assert plain[plain.index("-initrd") + 1] == "web.initrd"

@@ -29,6 +29,7 @@ from mirage.vm._arch import RUNTIME_PACKAGES, Arch
 from mirage.vm._image import Image, build_initramfs, find_kernel
 from mirage.vm.images import (
     guest_boot,
+    host_files,
     kernel_command_line,
     network_notes,
     split_run_options,
@@ -98,7 +99,7 @@ def _build_image(
     ctx: ArtifactContext, arch: Arch, root: Path, version: str, network: bool
 ) -> Image:
     ctx.dist_dir.mkdir(parents=True, exist_ok=True)
-    return build_initramfs(
+    image = build_initramfs(
         ctx,
         arch,
         root,
@@ -107,6 +108,9 @@ def _build_image(
         out=ctx.dist_dir / f"{ctx.plan.name}.initrd",
         own_stack=network and stack_kind(ctx.plan) == "direct",
     )
+    if image.left_out:
+        print(f"note: left out of the image: {', '.join(image.left_out)}", file=sys.stderr)
+    return image
 
 
 def dump_virt_dtb(qemu: str, machine: tuple[str, ...], memory_mib: int) -> bytes:
@@ -307,8 +311,17 @@ def arm_qemu_command(
     info: dict[str, Any],
     argv: list[str],
     options: dict[str, str] | None = None,
+    *,
+    dist: Path | None = None,
 ) -> list[str]:
+    """QEMU's command line (run in ``dist``). With ``dist``, host files that path
+    arguments name (``--tls-cert cert.pem``) go into the guest in an archive appended
+    to a copy of the initrd (see :func:`mirage.vm.images.host_files`)."""
     arch = ARM_ARCHES[board.arch]
+    initrd = Path(f"{name}.initrd")
+    if dist is not None and info.get("path_args"):
+        argv, booted = host_files(info, argv, dist / initrd, dist / f"{name}.run.initrd")
+        initrd = Path(booted.name)
     net_args, words, guest_argv = guest_boot(info, argv, options)
     return [
         arch.qemu,
@@ -325,7 +338,7 @@ def arm_qemu_command(
         "-kernel",
         f"{name}.kernel",
         "-initrd",
-        f"{name}.initrd",
+        str(initrd),
         "-append",
         kernel_command_line(board.console, words, guest_argv),
         *net_args,
@@ -346,5 +359,5 @@ def run_arm(ctx: ArtifactContext, argv: list[str]) -> int:
             " to the board's boot partition, and boot it with U-Boot",
         )
     options, guest_argv = split_run_options(argv)
-    command = arm_qemu_command(name, board, info, guest_argv, options)
+    command = arm_qemu_command(name, board, info, guest_argv, options, dist=dist)
     return stream(command, dist, timeout=info["timeout"], timeout_hint=_HINT)

@@ -195,24 +195,17 @@ def _tls_extras(
 ) -> list[tuple[str, Path]] | str:
     """The files HTTPS needs beyond the application's own modules: mirage-tls (loaded
     by mirage-http only when asked for) and ``cryptography`` with its ``_cffi_backend``,
-    whose compiled code is taken from the build's own environment: it must be built
-    for the image's architecture (a manylinux wheel carries its own OpenSSL, so it
-    needs only libc and libgcc_s from the runtime). Debian's python3-cryptography
-    (38.0) is too old for mirage-tls, which validates chains with
-    ``cryptography.x509.verification`` (cryptography 42 and later).
+    as the build's own environment has them (the import trace runs on these). A
+    manylinux wheel carries its own OpenSSL, so the compiled code needs only libc and
+    libgcc_s from the runtime. Debian's python3-cryptography (38.0) is too old for
+    mirage-tls, which validates chains with ``cryptography.x509.verification``
+    (cryptography 42 and later). For an image of another architecture,
+    :func:`_for_arch` maps these files to that architecture's wheels.
 
     A list of files, or (the application does not use TLS: an empty list) or a
     note saying why HTTPS was left out."""
-    import platform
-
     if not _wants_tls(ctx, app_names):
         return []
-    host = platform.machine()
-    if host != arch.name:
-        return (
-            f"mirage-tls (the build runs on {host}; HTTPS in an {arch.name} image needs"
-            f" cryptography built for {arch.name})"
-        )
     files: list[tuple[str, Path]] = []
     for name in ("mirage.tls", "cryptography", "_cffi_backend"):
         found = _package_files(name)
@@ -220,6 +213,66 @@ def _tls_extras(
             return f"mirage-tls (the build's environment has no {name})"
         files.extend((rel, path) for rel, path in found if not rel.endswith("_plugin.py"))
     return files
+
+
+def _top(rel: str) -> str:
+    """The top-level module a file under /app belongs to."""
+    return rel.split("/", maxsplit=1)[0].split(".", maxsplit=1)[0]
+
+
+def _wheel_files(folder: Path, top: str) -> list[tuple[str, Path]]:
+    """The module files (``.py`` and ``.so``) of the top-level module ``top`` in an
+    unpacked wheel: the package folder, or the single module file."""
+    package = folder / top
+    if package.is_dir():
+        return [
+            (path.relative_to(folder).as_posix(), path)
+            for path in sorted(package.rglob("*"))
+            if path.is_file()
+            and "__pycache__" not in path.parts
+            and (path.suffix == ".py" or path.name.endswith(".so"))
+        ]
+    return [
+        (path.name, path)
+        for path in sorted(folder.glob(f"{top}.*"))
+        if path.name == f"{top}.py" or path.name.endswith(".so")
+    ]
+
+
+def _for_arch(
+    files: list[tuple[str, Path]], arch: Arch, log: list[str] | None = None
+) -> list[tuple[str, Path]] | str:
+    """``files`` (from the build's environment) for an image of ``arch``: each
+    top-level package holding compiled code is replaced, as a whole, by the same
+    package from ``arch``'s manylinux wheel of the distribution (at the installed
+    version) that ``pip download`` fetches and the cache keeps; pure Python stays.
+    A note saying why HTTPS was left out if a wheel cannot be had."""
+    import importlib.metadata
+    import platform
+
+    from ._wheels import fetch_wheel, unpack_wheel
+
+    if platform.machine() == arch.name:
+        return files
+    compiled = sorted({_top(rel) for rel, _ in files if rel.endswith(".so")})
+    owners = importlib.metadata.packages_distributions()
+    result = [(rel, path) for rel, path in files if _top(rel) not in compiled]
+    major, minor = PY.removeprefix("python").split(".")
+    python = (int(major), int(minor))
+    for top in compiled:
+        dists = owners.get(top, [])
+        if len(dists) != 1:
+            return f"mirage-tls (no single distribution holds {top} in the build's environment)"
+        version = importlib.metadata.version(dists[0])
+        try:
+            folder = unpack_wheel(fetch_wheel(dists[0], version, arch.name, python, log))
+        except MirageError as exc:
+            return f"mirage-tls ({exc.message})"
+        found = _wheel_files(folder, top)
+        if not any(rel.endswith(".so") for rel, _ in found):
+            return f"mirage-tls (the {arch.name} wheel of {dists[0]} {version} has no {top})"
+        result.extend(found)
+    return result
 
 
 def _kernel_modules(root: Path, version: str, wanted: Iterable[str]) -> list[Path]:
@@ -300,6 +353,9 @@ def build_initramfs(
         )
         scripts.append(tls_trace)
     traced = trace_imports(scripts, [staged])
+    if isinstance(extras, list) and extras:
+        # The trace ran on the build's own (compiled) packages; the image takes its own.
+        extras = _for_arch(extras, arch)
     stdlib = _Stdlib(root, arch)
     stdlib.add(n for n in traced if n not in app_names and n.split(".")[0] not in ("mirage",))
     for name in [n for n in stdlib.files if n.split(".")[0] in _SKIP_STDLIB]:

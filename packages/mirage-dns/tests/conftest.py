@@ -75,10 +75,10 @@ def our_server() -> Iterator[int]:
         _stop(proc)
 
 
-NSD_CONF = """server:
-    ip-address: 127.0.0.1@{port}
+NSD_SERVER = """server:
+    ip-address: {address}
     username: ""
-    zonesdir: "{dir}"
+    zonesdir: "{zones}"
     database: ""
     pidfile: "{dir}/nsd.pid"
     xfrdfile: "{dir}/xfrd.state"
@@ -90,28 +90,42 @@ NSD_CONF = """server:
     rrl-ratelimit: 0
 remote-control:
     control-enable: no
-zone:
-    name: example.com
-    zonefile: example.com.zone
-    provide-xfr: 127.0.0.1 NOKEY
 """
 
 
-@pytest.fixture(scope="session")
-def nsd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """NSD serving the same zone; skips when ``nsd`` is missing or cannot run."""
+def nsd_conf(
+    address: str, zones_dir: Path, state_dir: Path, zones: dict[str, str], zone_extra: str = ""
+) -> str:
+    """An nsd.conf serving ``zones`` (origin: zone file) on ``address`` (``ip@port``)."""
+    text = NSD_SERVER.format(address=address, zones=zones_dir, dir=state_dir)
+    for origin, zonefile in zones.items():
+        text += f'zone:\n    name: "{origin}"\n    zonefile: "{zonefile}"\n{zone_extra}'
+    return text
+
+
+def nsd_program() -> str:
+    """The ``nsd`` program; skips when it is missing or cannot run here."""
     nsd = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
     if nsd is None:
         pytest.skip("needs NSD (Debian package nsd)")
     if os.geteuid() != 0:
         pytest.skip('NSD here runs as root (username ""); not root')
+    return nsd
+
+
+@pytest.fixture(scope="session")
+def nsd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """NSD serving the same zone; skips when ``nsd`` is missing or cannot run."""
+    nsd = nsd_program()
     workdir = tmp_path_factory.mktemp("nsd")
     # NSD has no $GENERATE: it loads our own dump of the zone (absolute names)
     from mirage.dns import read_zone, zone_to_text
 
     (workdir / "example.com.zone").write_text(zone_to_text(read_zone(ZONE)))
     port = free_port()
-    (workdir / "nsd.conf").write_text(NSD_CONF.format(port=port, dir=workdir))
+    conf = nsd_conf(f"127.0.0.1@{port}", workdir, workdir, {"example.com": "example.com.zone"},
+                    "    provide-xfr: 127.0.0.1 NOKEY\n")  # fmt: skip
+    (workdir / "nsd.conf").write_text(conf)
     proc = subprocess.Popen([nsd, "-d", "-c", str(workdir / "nsd.conf")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:

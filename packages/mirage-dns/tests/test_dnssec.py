@@ -15,7 +15,7 @@ import dns.flags
 import dns.message
 import dns.query
 import pytest
-from conftest import _stop, free_port, wait_for_dns
+from conftest import _stop, free_port, nsd_conf, nsd_program, wait_for_dns
 
 from mirage.dns import (
     DNSKEY,
@@ -296,39 +296,14 @@ def test_nsec3_opt_out(tmp_path: Path) -> None:
 
 # -- answers: NSD and our server on the same pre-signed zone --------------------------
 
-NSD_CONF = """server:
-    ip-address: 127.0.0.1@{port}
-    username: ""
-    zonesdir: "{dir}"
-    database: ""
-    pidfile: "{dir}/nsd.pid"
-    xfrdfile: "{dir}/xfrd.state"
-    zonelistfile: "{dir}/zone.list"
-    logfile: "{dir}/nsd.log"
-    server-count: 1
-    verbosity: 0
-    minimal-responses: yes
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: example.org
-    zonefile: signed.zone
-"""
-
 
 @pytest.fixture(scope="module")
 def nsd_signed(signed: Signed) -> Iterator[int]:
-    import os
-
-    nsd = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
-    if nsd is None:
-        pytest.skip("needs NSD (Debian package nsd)")
-    if os.geteuid() != 0:
-        pytest.skip('NSD here runs as root (username ""); not root')
+    nsd = nsd_program()
     port = free_port()
     conf = signed.path.parent / "nsd.conf"
-    conf.write_text(NSD_CONF.format(port=port, dir=signed.path.parent))
+    work = signed.path.parent
+    conf.write_text(nsd_conf(f"127.0.0.1@{port}", work, work, {"example.org": "signed.zone"}))
     proc = subprocess.Popen([nsd, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     try:

@@ -8,7 +8,6 @@ the session; `mirage-dns resolve` runs inside it too, so no traffic leaves it.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
@@ -17,27 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import DATA, nsd_conf, nsd_program
 
 HIER = DATA / "hier"
 ROOT, TLD, LEAF, NET = "10.53.0.1", "10.53.0.2", "10.53.0.3", "10.53.0.4"
-
-NSD_CONF = """server:
-    ip-address: {address}
-    username: ""
-    zonesdir: "{zones}"
-    database: ""
-    pidfile: "{dir}/nsd.pid"
-    xfrdfile: "{dir}/xfrd.state"
-    zonelistfile: "{dir}/zone.list"
-    logfile: "{dir}/nsd.log"
-    server-count: 1
-    verbosity: 0
-    minimal-responses: yes
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-"""
 
 READY = """
 import socket, sys, time
@@ -76,16 +58,10 @@ class Namespace:
         return done.stdout
 
 
-def _nsd() -> str | None:
-    return shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
-
-
 def _needs() -> str:
-    nsd = _nsd()
-    if nsd is None:
-        pytest.skip("needs NSD (Debian package nsd)")
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and `ip` (iproute2) to make a network namespace")
+    nsd = nsd_program()
+    if shutil.which("ip") is None:
+        pytest.skip("needs `ip` (iproute2) to make a network namespace")
     return nsd
 
 
@@ -112,10 +88,7 @@ def running(
             conf = work / f"{label}.conf"
             state = work / label
             state.mkdir()
-            text = NSD_CONF.format(address=address, zones=work, dir=state)
-            for origin in origins:
-                text += f'zone:\n    name: "{origin}"\n    zonefile: "{zones[origin]}"\n'
-            conf.write_text(text)
+            conf.write_text(nsd_conf(address, work, state, {o: zones[o] for o in origins}))
             argv = ns.argv(nsd, "-d", "-c", str(conf))
             quiet = subprocess.DEVNULL
             procs.append(subprocess.Popen(argv, stdout=quiet, stderr=quiet))

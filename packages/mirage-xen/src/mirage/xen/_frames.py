@@ -3,7 +3,8 @@
 The ring task of a network device calls :meth:`FrameInbox.put` for each frame; the
 frames wait in a bounded queue until :meth:`FrameInbox.listen` hands them, in order,
 to the caller's callback. A full queue drops the frame and counts it. ``listen``
-returns once the inbox is closed.
+returns once the inbox is closed. :class:`InboxNetwork` is the part of a mirage
+``Network`` that both ends of a network device answer from their inbox.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ import os
 
 from mirage.core.types import FrameCallback, NetworkStats
 
-__all__ = ["ETH_HEADER", "FrameInbox", "format_mac", "parse_mac", "random_mac"]
+__all__ = [
+    "ETH_HEADER",
+    "MTU",
+    "FrameInbox",
+    "InboxNetwork",
+    "format_mac",
+    "parse_mac",
+    "random_mac",
+]
 
 ETH_HEADER = 14
+MTU = 1500
 QUEUE_FRAMES = 1024
 
 
@@ -83,3 +93,25 @@ class FrameInbox:
                 return
             except asyncio.QueueFull:
                 self._queue.get_nowait()
+
+
+class InboxNetwork:
+    """``mac``, ``mtu``, ``stats`` and ``listen`` of a device end that receives into
+    ``_inbox`` and has the address ``_mac``."""
+
+    _mac: bytes
+    _inbox: FrameInbox
+
+    @property
+    def mac(self) -> bytes:
+        return self._mac
+
+    @property
+    def mtu(self) -> int:
+        return MTU
+
+    def stats(self) -> NetworkStats:
+        return self._inbox.snapshot()
+
+    async def listen(self, callback: FrameCallback) -> None:
+        await self._inbox.listen(callback)

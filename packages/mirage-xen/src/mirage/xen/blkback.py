@@ -12,11 +12,10 @@ frontend moves to Closing or Closed, the backend closes too.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 
+from ._backend import BackendDevice, locate
 from ._hypervisor import Domain, HypervisorError, Mapping
 from ._wakeup import Wakeup
 from .blkif import (
@@ -33,7 +32,7 @@ from .blkif import (
     push_response,
 )
 from .ring import BackRing, RingError, SharedRing
-from .xenbus import XenbusState, read_state, wait_state, write_state
+from .xenbus import XenbusState, wait_state, write_state
 from .xenstore import AsyncClient
 
 __all__ = ["Blkback"]
@@ -41,7 +40,7 @@ __all__ = ["Blkback"]
 log = logging.getLogger("mirage.xen.blkback")
 
 
-class Blkback:
+class Blkback(BackendDevice):
     def __init__(
         self,
         domain: Domain,
@@ -54,16 +53,10 @@ class Blkback:
         sectors: int,
         read_only: bool,
     ) -> None:
-        self.domain, self.xs, self.directory = domain, xs, directory
-        self.frontend, self.frontend_id = frontend, frontend_id
+        super().__init__(domain, xs, directory, frontend, frontend_id)
         self.fd, self.sectors, self.read_only = fd, sectors, read_only
         self._pages: dict[int, Mapping] = {}
         self._ring_map: Mapping | None = None
-        self._wakeup: Wakeup | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._watch: asyncio.Task[None] | None = None
-        self.closed = asyncio.Event()
-        self._shutting = False
         self.requests = 0
 
     @classmethod
@@ -78,8 +71,7 @@ class Blkback:
         read_only: bool = False,
     ) -> Blkback:
         """Connect device ``devid`` of ``frontend_id`` to the file ``path``."""
-        directory = f"/local/domain/{domain.domid}/backend/vbd/{frontend_id}/{devid}"
-        frontend = (await xs.read(f"{directory}/frontend")).decode()
+        directory, frontend = await locate(domain, xs, "vbd", frontend_id, devid)
         fd = os.open(path, os.O_RDONLY if read_only else os.O_RDWR)
         sectors = os.fstat(fd).st_size // SECTOR
         self = cls(
@@ -119,12 +111,10 @@ class Blkback:
             await write_state(xs, d, XenbusState.CLOSED)
             raise HypervisorError(f"unsupported blkif protocol {protocol!r}")
         self._ring_map = self.domain.gnttab.map(self.frontend_id, [ref])
-        port = self.domain.evtchn.bind_interdomain(self.frontend_id, remote_port)
-        self._wakeup = Wakeup(self.domain.evtchn, port)
+        wakeup = self._bind(remote_port)
         await write_state(xs, d, XenbusState.CONNECTED)
         ring = BackRing(SharedRing(self._ring_map.memory, max(REQUEST_SIZE, RESPONSE_SIZE)))
-        self._task = asyncio.get_running_loop().create_task(self._run(ring, self._wakeup))
-        self._watch = asyncio.get_running_loop().create_task(self._watch_frontend())
+        self._start(self._run(ring, wakeup))
 
     async def _run(self, ring: BackRing, wakeup: Wakeup) -> None:
         try:
@@ -186,34 +176,8 @@ class Blkback:
             os.fsync(self.fd)
         return Status.OKAY
 
-    async def _watch_frontend(self) -> None:
-        await wait_state(self.xs, self.frontend, {XenbusState.CLOSING, XenbusState.CLOSED})
-        await self._shut(XenbusState.CLOSED)
-
-    async def _shut(self, state: XenbusState) -> None:
-        if self._shutting:
-            return
-        self._shutting = True
-        with contextlib.suppress(Exception):
-            await write_state(self.xs, self.directory, XenbusState.CLOSING)
-            await write_state(self.xs, self.directory, state)
-        self.closed.set()
-
-    async def state(self) -> XenbusState:
-        return await read_state(self.xs, self.directory)
-
     async def close(self) -> None:
-        me = asyncio.current_task()
-        for task in (self._task, self._watch):
-            if task is not None and task is not me:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self._shut(XenbusState.CLOSED)
-        if self._wakeup is not None:
-            await self._wakeup.stop()
-            self.domain.evtchn.unbind(self._wakeup.port)
-            self._wakeup = None
+        await self._stop()
         for mapping in self._pages.values():
             self.domain.gnttab.unmap(mapping)
         self._pages.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import ClassVar, Generic, Protocol, Self, TypeVar
 
 from mirage.core.types import BlockInfo, FrameCallback, NetworkStats
 
@@ -92,22 +93,51 @@ async def close_environment(domain: Domain, xs: AsyncClient) -> None:
     domain.close()
 
 
-class XenConsole:
-    """The PV console of this domain, as a mirage ``Console``."""
+class _Frontend(Protocol):
+    async def disconnect(self) -> None: ...
 
-    def __init__(self, frontend: ConsoleFrontend, domain: Domain, xs: AsyncClient) -> None:
+
+_F = TypeVar("_F", bound=_Frontend)
+
+
+class _XenDevice(Generic[_F]):
+    """A frontend of this domain over the shared Xen environment; ``connect`` opens
+    (or shares) the environment, then the frontend (``_DEVID`` by default)."""
+
+    _DEVID: ClassVar[int] = 0
+
+    def __init__(self, frontend: _F, domain: Domain, xs: AsyncClient) -> None:
         self._fe, self._domain, self._xs = frontend, domain, xs
+
+    @staticmethod
+    async def _frontend(domain: Domain, xs: AsyncClient, devid: int) -> _F:
+        raise NotImplementedError
 
     @classmethod
     async def connect(
         cls,
-        devid: int = 0,
+        devid: int | None = None,
         xenstore: str | None = None,
         xen_sim: str | None = None,
         xen_domid: int | None = None,
-    ) -> XenConsole:
+    ) -> Self:
         domain, xs = await open_environment(xenstore, xen_sim, xen_domid)
-        return cls(await ConsoleFrontend.connect(domain, xs, devid), domain, xs)
+        try:
+            frontend = await cls._frontend(domain, xs, cls._DEVID if devid is None else devid)
+        except BaseException:
+            await close_environment(domain, xs)
+            raise
+        return cls(frontend, domain, xs)
+
+    async def disconnect(self) -> None:
+        await self._fe.disconnect()
+        await close_environment(self._domain, self._xs)
+
+
+class XenConsole(_XenDevice[ConsoleFrontend]):
+    """The PV console of this domain, as a mirage ``Console`` (device 0 by default)."""
+
+    _frontend = staticmethod(ConsoleFrontend.connect)
 
     async def read(self) -> bytes:
         return await self._fe.read()
@@ -127,27 +157,12 @@ class XenConsole:
     async def close(self) -> None:
         await self._fe.close()
 
-    async def disconnect(self) -> None:
-        await self._fe.close()
-        await close_environment(self._domain, self._xs)
 
+class XenBlock(_XenDevice[Blkfront]):
+    """A virtual disk of this domain, as a mirage ``Block`` (51712, xvda, by default)."""
 
-class XenBlock:
-    """A virtual disk of this domain, as a mirage ``Block``."""
-
-    def __init__(self, frontend: Blkfront, domain: Domain, xs: AsyncClient) -> None:
-        self._fe, self._domain, self._xs = frontend, domain, xs
-
-    @classmethod
-    async def connect(
-        cls,
-        devid: int = 51712,
-        xenstore: str | None = None,
-        xen_sim: str | None = None,
-        xen_domid: int | None = None,
-    ) -> XenBlock:
-        domain, xs = await open_environment(xenstore, xen_sim, xen_domid)
-        return cls(await Blkfront.connect(domain, xs, devid), domain, xs)
+    _DEVID = 51712
+    _frontend = staticmethod(Blkfront.connect)
 
     async def info(self) -> BlockInfo:
         return await self._fe.info()
@@ -158,32 +173,12 @@ class XenBlock:
     async def write(self, sector: int, data: bytes) -> None:
         await self._fe.write(sector, data)
 
-    async def disconnect(self) -> None:
-        await self._fe.disconnect()
-        await close_environment(self._domain, self._xs)
 
+class XenNetwork(_XenDevice[Netfront]):
+    """A network interface of this domain (netfront), as a mirage ``Network`` (vif 0
+    by default)."""
 
-class XenNetwork:
-    """A network interface of this domain (netfront), as a mirage ``Network``."""
-
-    def __init__(self, frontend: Netfront, domain: Domain, xs: AsyncClient) -> None:
-        self._fe, self._domain, self._xs = frontend, domain, xs
-
-    @classmethod
-    async def connect(
-        cls,
-        devid: int = 0,
-        xenstore: str | None = None,
-        xen_sim: str | None = None,
-        xen_domid: int | None = None,
-    ) -> XenNetwork:
-        domain, xs = await open_environment(xenstore, xen_sim, xen_domid)
-        try:
-            frontend = await Netfront.connect(domain, xs, devid)
-        except BaseException:
-            await close_environment(domain, xs)
-            raise
-        return cls(frontend, domain, xs)
+    _frontend = staticmethod(Netfront.connect)
 
     @property
     def mac(self) -> bytes:
@@ -201,7 +196,3 @@ class XenNetwork:
 
     def stats(self) -> NetworkStats:
         return self._fe.stats()
-
-    async def disconnect(self) -> None:
-        await self._fe.disconnect()
-        await close_environment(self._domain, self._xs)

@@ -25,7 +25,6 @@ naming the missing device.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import mmap
@@ -47,6 +46,7 @@ from ._linux_abi import (
     atomics,
     ffi,
 )
+from ._portwait import PortWaiters
 
 __all__ = [
     "DEVICES",
@@ -240,13 +240,11 @@ class LinuxGrantTable:
         os.close(self._alloc)
 
 
-class LinuxEventChannels:
+class LinuxEventChannels(PortWaiters):
     def __init__(self) -> None:
+        super().__init__()
         self._fd = _open(DEVICES[2])
         os.set_blocking(self._fd, False)
-        self._pending: set[int] = set()
-        self._waiters: dict[int, asyncio.Future[None]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind_unbound_port(self, remote: int) -> int:
         arg = ffi.new("struct ioctl_evtchn_bind_unbound_port *", {"remote_domain": remote})
@@ -267,57 +265,25 @@ class LinuxEventChannels:
         arg = ffi.new("struct ioctl_evtchn_unbind *", {"port": port})
         _ioctl(self._fd, "IOCTL_EVTCHN_UNBIND", arg)
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                data = os.read(self._fd, 4 * 64)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            if not data:
-                return
-            for (port,) in _PORT.iter_unpack(data[: len(data) - len(data) % 4]):
-                # Unmask: the driver masks a port that fired until we write it back.
-                with contextlib.suppress(OSError):
-                    os.write(self._fd, _PORT.pack(port))
-                waiter = self._waiters.pop(port, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-                else:
-                    self._pending.add(port)
+    def _fileno(self) -> int:
+        return self._fd
 
-    def pending(self, port: int) -> bool:
-        self._drain()
-        if port in self._pending:
-            self._pending.discard(port)
-            return True
-        return False
-
-    async def wait(self, port: int) -> None:
-        if self.pending(port):
-            return
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is not None and not self._loop.is_closed():
-                with contextlib.suppress(Exception):
-                    self._loop.remove_reader(self._fd)
-            loop.add_reader(self._fd, self._drain)
-            self._loop = loop
-        fut = self._waiters.get(port)
-        if fut is None or fut.done():
-            fut = self._waiters[port] = loop.create_future()
+    def _read_ports(self) -> list[int] | None:
         try:
-            await fut
-        except asyncio.CancelledError:
-            if self._waiters.get(port) is fut:
-                del self._waiters[port]
-            raise
+            data = os.read(self._fd, 4 * 64)
+        except OSError:  # BlockingIOError, InterruptedError: nothing more for now
+            return None
+        if not data:
+            return None
+        ports = [port for (port,) in _PORT.iter_unpack(data[: len(data) - len(data) % 4])]
+        for port in ports:
+            # Unmask: the driver masks a port that fired until we write it back.
+            with contextlib.suppress(OSError):
+                os.write(self._fd, _PORT.pack(port))
+        return ports
 
     def close(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._fd)
+        self._stop_reading()
         os.close(self._fd)
 
 

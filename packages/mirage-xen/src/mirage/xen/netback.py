@@ -33,15 +33,12 @@ device stays Connected.
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import logging
 from typing import NoReturn
 
-from mirage.core.types import FrameCallback, NetworkStats
-
-from ._frames import ETH_HEADER, FrameInbox, random_mac
+from ._backend import BackendDevice, locate
+from ._frames import ETH_HEADER, MTU, FrameInbox, InboxNetwork, random_mac
 from ._hypervisor import PAGE_SIZE, Domain, HypervisorError, Mapping
 from ._wakeup import Wakeup
 from .netif import (
@@ -58,14 +55,13 @@ from .netif import (
     push_tx_response,
 )
 from .ring import BackRing, RingError, SharedRing
-from .xenbus import XenbusState, read_state, wait_state, write_state
+from .xenbus import XenbusState, wait_state, write_state
 from .xenstore import AsyncClient, XsError
 
 __all__ = ["Netback", "NetbackError"]
 
 log = logging.getLogger("mirage.xen.netback")
 
-MTU = 1500
 MAX_SLOTS = 18  # XEN_NETBK_LEGACY_SLOTS_MAX: slots of one transmitted packet
 PENDING_FRAMES = 256
 
@@ -74,7 +70,7 @@ class NetbackError(Exception):
     """The frontend broke the protocol; the device is Closed."""
 
 
-class Netback:
+class Netback(BackendDevice, InboxNetwork):
     def __init__(
         self,
         domain: Domain,
@@ -85,19 +81,13 @@ class Netback:
         frontend_id: int,
         mac: bytes,
     ) -> None:
-        self.domain, self.xs, self.directory = domain, xs, directory
-        self.frontend, self.frontend_id = frontend, frontend_id
+        super().__init__(domain, xs, directory, frontend, frontend_id)
         self._mac = mac
         self._inbox = FrameInbox()
         self._maps: list[Mapping] = []
         self._rx_lent: collections.deque[tuple[int, int]] = collections.deque()
         self._outbox: collections.deque[bytes] = collections.deque()
-        self._wakeup: Wakeup | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._watch: asyncio.Task[None] | None = None
-        self.closed = asyncio.Event()
         self.error: NetbackError | None = None
-        self._shutting = False
         self.handle = 0
 
     @classmethod
@@ -112,8 +102,7 @@ class Netback:
     ) -> Netback:
         """Serve network interface ``devid`` of ``frontend_id``; ``mac`` is the host
         side's address (random if not given)."""
-        directory = f"/local/domain/{domain.domid}/backend/vif/{frontend_id}/{devid}"
-        frontend = (await xs.read(f"{directory}/frontend")).decode()
+        directory, frontend = await locate(domain, xs, "vif", frontend_id, devid)
         self = cls(
             domain,
             xs,
@@ -157,16 +146,13 @@ class Netback:
             self._maps.append(tx_map)
             rx_map = self.domain.gnttab.map(self.frontend_id, [rx_ref])
             self._maps.append(rx_map)
-            port = self.domain.evtchn.bind_interdomain(self.frontend_id, remote_port)
+            wakeup = self._bind(remote_port)
         except HypervisorError as err:
             await self._refuse(f"mapping the frontend's rings: {err}")
-        self._wakeup = Wakeup(self.domain.evtchn, port)
         tx = BackRing(SharedRing(tx_map.memory, TX_SLOT))
         rx = BackRing(SharedRing(rx_map.memory, RX_SLOT))
         await write_state(xs, d, XenbusState.CONNECTED)
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run(tx, rx, self._wakeup))
-        self._watch = loop.create_task(self._watch_frontend())
+        self._start(self._run(tx, rx, wakeup))
 
     async def _refuse(self, why: str) -> NoReturn:
         await self._shut(XenbusState.CLOSED)
@@ -174,17 +160,6 @@ class Netback:
         raise NetbackError(why)
 
     # -- mirage Network (the host's side of the link) --------------------------------
-
-    @property
-    def mac(self) -> bytes:
-        return self._mac
-
-    @property
-    def mtu(self) -> int:
-        return MTU
-
-    def stats(self) -> NetworkStats:
-        return self._inbox.snapshot()
 
     async def write(self, frame: bytes) -> None:
         """Hand one frame to the frontend; dropped (and counted) if oversized, closed,
@@ -200,9 +175,6 @@ class Netback:
             return
         self._outbox.append(bytes(frame))
         self._wakeup.kick()
-
-    async def listen(self, callback: FrameCallback) -> None:
-        await self._inbox.listen(callback)
 
     # -- the ring task --------------------------------------------------------------
 
@@ -313,23 +285,9 @@ class Netback:
             sent += 1
         return sent > 0 and rx.push_responses_and_check_notify()
 
-    async def _watch_frontend(self) -> None:
-        await wait_state(self.xs, self.frontend, {XenbusState.CLOSING, XenbusState.CLOSED})
-        await self._shut(XenbusState.CLOSED)
-
-    async def _shut(self, state: XenbusState) -> None:
-        if self._shutting:
-            return
-        self._shutting = True
+    def _closing(self) -> None:
         self._inbox.close()
         self._outbox.clear()
-        with contextlib.suppress(Exception):
-            await write_state(self.xs, self.directory, XenbusState.CLOSING)
-            await write_state(self.xs, self.directory, state)
-        self.closed.set()
-
-    async def state(self) -> XenbusState:
-        return await read_state(self.xs, self.directory)
 
     def _release(self) -> None:
         for mapping in self._maps:
@@ -337,18 +295,7 @@ class Netback:
         self._maps.clear()
 
     async def disconnect(self) -> None:
-        me = asyncio.current_task()
-        for task in (self._task, self._watch):
-            if task is not None and task is not me and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self._shut(XenbusState.CLOSED)
-        if self._wakeup is not None:
-            await self._wakeup.stop()
-            with contextlib.suppress(HypervisorError):
-                self.domain.evtchn.unbind(self._wakeup.port)
-            self._wakeup = None
+        await self._stop()
         self._release()
 
 

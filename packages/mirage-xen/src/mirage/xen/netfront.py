@@ -23,9 +23,7 @@ import asyncio
 import contextlib
 import logging
 
-from mirage.core.types import FrameCallback, NetworkStats
-
-from ._frames import ETH_HEADER, FrameInbox, parse_mac
+from ._frames import ETH_HEADER, MTU, FrameInbox, InboxNetwork, parse_mac
 from ._hypervisor import PAGE_SIZE, Domain, Grant, HypervisorError
 from ._wakeup import Wakeup
 from .netif import (
@@ -48,10 +46,8 @@ __all__ = ["Netfront"]
 
 log = logging.getLogger("mirage.xen.netfront")
 
-MTU = 1500
 
-
-class Netfront:
+class Netfront(InboxNetwork):
     def __init__(
         self,
         domain: Domain,
@@ -135,17 +131,6 @@ class Netfront:
 
     # -- mirage Network -------------------------------------------------------------
 
-    @property
-    def mac(self) -> bytes:
-        return self._mac
-
-    @property
-    def mtu(self) -> int:
-        return MTU
-
-    def stats(self) -> NetworkStats:
-        return self._inbox.snapshot()
-
     async def write(self, frame: bytes) -> None:
         """Send one Ethernet frame; dropped (and counted) if oversized or closed."""
         stats = self._inbox.stats
@@ -165,9 +150,6 @@ class Netfront:
             self._wakeup.notify()
         stats.tx_packets += 1
         stats.tx_bytes += len(frame)
-
-    async def listen(self, callback: FrameCallback) -> None:
-        await self._inbox.listen(callback)
 
     # -- the ring task --------------------------------------------------------------
 

@@ -21,7 +21,6 @@ it dies, a byte of some shared page be zeroed and a port notified.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import mmap
@@ -33,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._hypervisor import PAGE_SIZE, Grant, HypervisorError, Mapping
+from ._portwait import PortWaiters
 
 __all__ = ["SimDomain", "SimEventChannels", "SimGrantTable", "SimHypervisor"]
 
@@ -236,8 +236,9 @@ class SimGrantTable:
         self._table_fds.clear()
 
 
-class SimEventChannels:
+class SimEventChannels(PortWaiters):
     def __init__(self, hv: SimHypervisor, domid: int) -> None:
+        super().__init__()
         self._hv, self._domid = hv, domid
         self._dir = hv.root / "evtchn"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -245,9 +246,6 @@ class SimEventChannels:
         self._sock.setblocking(False)
         self._peers: dict[int, tuple[int, int]] = {}
         self._local: set[int] = set()
-        self._pending: set[int] = set()
-        self._waiters: dict[int, asyncio.Future[None]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _new_port(self, record: str) -> int:
         port = 1
@@ -299,52 +297,20 @@ class SimEventChannels:
         with contextlib.suppress(FileNotFoundError):
             (self._dir / f"{self._domid}-{port}").unlink()
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                data = self._sock.recv(64)
-            except (BlockingIOError, OSError):
-                return
-            if len(data) != _PORT.size:
-                continue
-            (port,) = _PORT.unpack(data)
-            waiter = self._waiters.pop(port, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            else:
-                self._pending.add(port)
+    def _fileno(self) -> int:
+        return self._sock.fileno()
 
-    def pending(self, port: int) -> bool:
-        self._drain()
-        if port in self._pending:
-            self._pending.discard(port)
-            return True
-        return False
-
-    async def wait(self, port: int) -> None:
-        if self.pending(port):
-            return
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is not None and not self._loop.is_closed():
-                with contextlib.suppress(Exception):
-                    self._loop.remove_reader(self._sock.fileno())
-            loop.add_reader(self._sock.fileno(), self._drain)
-            self._loop = loop
-        fut = self._waiters.get(port)
-        if fut is None or fut.done():
-            fut = self._waiters[port] = loop.create_future()
+    def _read_ports(self) -> list[int] | None:
         try:
-            await fut
-        except asyncio.CancelledError:
-            if self._waiters.get(port) is fut:
-                del self._waiters[port]
-            raise
+            data = self._sock.recv(64)
+        except OSError:  # BlockingIOError: nothing more for now
+            return None
+        if len(data) != _PORT.size:
+            return []
+        return [_PORT.unpack(data)[0]]
 
     def close(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._sock.fileno())
+        self._stop_reading()
         for port in list(self._local):
             self.unbind(port)
         self._sock.close()

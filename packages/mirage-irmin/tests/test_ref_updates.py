@@ -4,6 +4,8 @@ lock protocol and never write a live ref in place."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,66 @@ def test_the_lock_still_excludes(tmp_path: Path) -> None:
     assert store.head() is None
     store.set("k", b"3", Info(date=3))  # re-created, through the spare
     assert store.get("k") == b"3"
+
+
+@needs_git
+def test_a_ref_made_symbolic_since_our_last_update_is_followed(tmp_path: Path) -> None:
+    backend = GitBackend.init(tmp_path / "r.git")
+    store = Store(Repo(backend), "alias")
+    store.set("k", b"1", Info(date=1))  # refs/heads/alias holds an id, remembered as such
+    main = Store(Repo(backend), "main")
+    main.set("k", b"main", Info(date=2))
+    git("symbolic-ref", "refs/heads/alias", "refs/heads/main", cwd=backend.git_dir)
+    head = store.set("k", b"2", Info(date=3))  # checked under the lock: through to main
+    assert (backend.git_dir / "refs/heads/alias").read_bytes() == b"ref: refs/heads/main\n"
+    assert backend.get_ref("refs/heads/main") == head
+    assert main.get("k") == b"2"
+    git("fsck", "--strict", cwd=backend.git_dir)
+
+
+@needs_git
+def test_a_foreign_tree_out_of_order_is_sorted_when_rewritten(tmp_path: Path) -> None:
+    from mirage.irmin import ObjectType, Tree, TreeEntry
+    from mirage.irmin._objects import MODE_FILE, MODE_TREE, encode_object
+
+    backend = GitBackend.init(tmp_path / "r.git")
+    repo = Repo(backend)
+    blob = backend.write(ObjectType.BLOB, b"x")
+    entries = (TreeEntry(MODE_FILE, "b", blob), TreeEntry(MODE_FILE, "a", blob))
+    unsorted = backend.write(*encode_object(Tree(entries)))  # not in Git's order
+    root = backend.write(*encode_object(Tree((TreeEntry(MODE_TREE, "d", unsorted),))))
+    store = Store(repo)
+    store.update(lambda _: root, Info(date=1))
+    store.set("d/a", b"y", Info(date=2))  # replaces an entry of the foreign tree
+    fresh = Repo(GitBackend(backend.git_dir))
+    entry = fresh.find_entry(store.tree(), ("d",))
+    assert entry is not None
+    assert [e.name for e in fresh.read_tree(entry.oid).entries] == ["a", "b"]
+    listing = git("ls-tree", entry.oid.hex(), cwd=backend.git_dir)
+    assert git("mktree", cwd=backend.git_dir, input=listing).strip() == entry.oid.hex().encode()
+
+
+_WRITER = """
+import sys
+from mirage.irmin import GitBackend, Info, Repo, Store
+store = Store(Repo(GitBackend(sys.argv[1])), "main", retries=100_000)
+w = sys.argv[2]
+for i in range(300):
+    store.set(f"w{w}/{i}", b"%d" % i, Info(date=i))
+"""
+
+
+@needs_git
+def test_writers_in_several_processes_lose_no_update(tmp_path: Path) -> None:
+    backend = GitBackend.init(tmp_path / "r.git")
+    store = Store(Repo(backend))
+    store.set("init", b"", Info(date=0))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(backend.git_dir), str(w)])
+        for w in range(3)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    for w in range(3):
+        assert [name for name, _ in store.list(f"w{w}")] == sorted(str(i) for i in range(300))
+    assert len(store.history()) == 901
+    git("fsck", "--strict", "--no-dangling", cwd=backend.git_dir)

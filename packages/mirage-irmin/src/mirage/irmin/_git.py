@@ -21,7 +21,10 @@ the lock exists, exactly as ``O_EXCL`` does, so ``git`` and we still exclude eac
 other), overwrites its 41 bytes in place, and renames it over the ref after linking
 the ref's inode as the new spare. Nothing is freed, and readers still see the old or
 the new value, never a mix. A spare that is the ref itself (a writer killed between
-the two steps) is never written in place.
+the two steps) is never written in place: linked as the lock, a spare has two names,
+and a third is the live ref (one ``fstat`` tells). The ref is read once per update,
+under the lock; a ref we wrote as an id is not read before locking it (if it became
+symbolic meanwhile, the update lets the lock go and resolves it again).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,15 @@ from ._objects import (
     hasher,
     oid_length,
 )
-from ._pack import Pack, PackIndex, map_file, read_index, write_index, write_pack
+from ._pack import (
+    Pack,
+    PackIndex,
+    map_file,
+    read_index,
+    write_hashed_pack,
+    write_index,
+    write_pack,
+)
 from ._refs import (
     PackedRef,
     check_ref_name,
@@ -91,15 +102,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (st.st_ino, st.st_dev) == (mine.st_ino, mine.st_dev)
-
-
 def _link_quietly(source: str, dest: str) -> None:
     """Hard-link ``source`` as ``dest`` if both can be (no loose ref: nothing to keep)."""
     try:
@@ -133,12 +135,17 @@ class _Lock:
     def commit(self, data: bytes, fsync: bool) -> None:
         fd, self.fd = self.fd, -1
         try:
-            if self.spare is not None and _same_file(fd, self.target):
-                fd = self._fresh(fd, data, fsync)  # the spare is the live ref
-            elif self.spare is not None:
-                os.pwrite(fd, data, 0)
-                if os.fstat(fd).st_size != len(data):
-                    os.ftruncate(fd, len(data))
+            if self.spare is not None:
+                # Linked as the spare and the lock, the inode has two names; a third
+                # is the live ref (a writer killed between linking it as the spare
+                # and renaming the lock over it): never write that in place.
+                st = os.fstat(fd)
+                if st.st_nlink != 2:
+                    fd = self._fresh(fd, data, fsync)
+                else:
+                    os.pwrite(fd, data, 0)
+                    if st.st_size > len(data):
+                        os.ftruncate(fd, len(data))
             else:
                 os.write(fd, data)
             if fsync:
@@ -204,6 +211,7 @@ class GitBackend:
         self._packs: dict[str, Pack] = {}
         self._dirs: set[Path] = set()
         self._lock = threading.Lock()
+        self._direct: set[str] = set()  # refs we wrote as ids (checked again under lock)
         self._scan_packs()
 
     @classmethod
@@ -243,10 +251,12 @@ class GitBackend:
         h = oid.hex()
         return self._objects / h[:2] / h[2:]
 
-    def _scan_packs(self) -> None:
+    def _scan_packs(self) -> int:
+        """Add the packs not known yet; how many were added."""
         pack_dir = self._objects / "pack"
         if not pack_dir.is_dir():
-            return
+            return 0
+        added = 0
         for idx in sorted(pack_dir.glob("pack-*.idx")):
             name = idx.stem
             if name in self._packs:
@@ -258,6 +268,22 @@ class GitBackend:
             except FileNotFoundError:
                 continue
             self._packs[name] = Pack(data, index, pack_path.name, self.object_format)
+            added += 1
+        return added
+
+    def _rescan_for(self, oid: bytes) -> tuple[ObjectType, bytes] | None:
+        """Look for ``oid`` in packs added since the last scan. A listing made while
+        another process merges packs may miss both the new pack (added during it) and
+        the old one (removed before it is opened); the new pack is in place before
+        the old one goes, so a second listing finds it. Scans repeat while they find
+        new packs (a few times at most)."""
+        for attempt in range(4):
+            with self._lock:
+                added = self._scan_packs()
+            found = self._from_packs(oid)
+            if found is not None or (attempt and not added):
+                return found
+        return None
 
     def pack_name(self, pack: bytes) -> str:
         """The file name (without suffix) of a pack: ``pack-<its checksum>``."""
@@ -299,9 +325,7 @@ class GitBackend:
             with open(f"{self._objects_str}/{h[:2]}/{h[2:]}", "rb") as f:
                 data = f.read()
         except (FileNotFoundError, NotADirectoryError):
-            with self._lock:
-                self._scan_packs()
-            found = self._from_packs(oid)
+            found = self._rescan_for(oid)
             if found is None:
                 raise ObjectMissing(oid) from None
             return found
@@ -320,8 +344,9 @@ class GitBackend:
             self._scan_packs()
         return any(oid in p for p in self._packs.values())
 
-    def _write_file(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    def _write_file(self, path: Path | str, data: bytes) -> None:
+        head, _, tail = str(path).rpartition("/")
+        tmp = f"{head}/.tmp-{os.getpid()}-{threading.get_ident()}-{tail}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
         try:
             _write_all(fd, data)
@@ -331,7 +356,7 @@ class GitBackend:
             os.close(fd)
         os.replace(tmp, path)
 
-    def _write_pack_file(self, path: Path, data: bytes) -> None:
+    def _write_pack_file(self, path: str, data: bytes) -> None:
         """Write a ``.pack`` under its final name (no rename: neither ``git`` nor we
         look at a pack before its ``.idx`` exists, and the index is renamed into
         place after the pack is complete). A pack file already there (another writer
@@ -373,6 +398,26 @@ class GitBackend:
             self._consolidate()
         return [hash_object(kind, body, self.object_format) for kind, body in items]
 
+    def write_hashed(self, objects: Mapping[bytes, tuple[ObjectType, bytes]]) -> None:
+        """:meth:`write_many` of objects by their ids, which the caller computed (a
+        commit's staged objects: hashed once, not again here). A small batch is one
+        pack of objects stored uncompressed (setting zlib up for a 100-byte object
+        costs more than its few saved bytes; consolidation copies entries as they
+        are, and ``git gc`` recompresses them)."""
+        if len(objects) <= 1 or (not self.small_packs and len(objects) < 64):
+            for kind, body in objects.values():
+                self.write(kind, body)
+            return
+        level = 0 if len(objects) < _TIERS[0] else 1
+        pack, entries = write_hashed_pack(
+            ((oid, kind, body) for oid, (kind, body) in objects.items()),
+            level,
+            self.object_format,
+        )
+        self.add_pack(pack, entries)
+        if len(objects) < _TIERS[-1]:
+            self._consolidate()
+
     def _consolidate(self) -> None:
         """Merge small packs: for each size tier (64, 2048, 65536 objects), once
         ``consolidate_at`` packs are between the tier below and this one, every pack
@@ -383,14 +428,18 @@ class GitBackend:
         is removed (the order ``git repack`` uses), so a reader never misses an
         object; a crash in between leaves objects in two packs, which is harmless.
         """
+        with self._lock:  # counted first: a commit must not pay for a list of packs
+            sizes = [len(p.index.offsets) for p in self._packs.values()]
+        if len(sizes) < self.consolidate_at:
+            return
         low = 0
         for tier in _TIERS:
-            with self._lock:  # counted first: a commit must not pay for a list of packs
-                sizes = [len(p.index.offsets) for p in self._packs.values()]
             if sum(low <= n < tier for n in sizes) >= self.consolidate_at:
                 with self._lock:
                     small = [(n, p) for n, p in self._packs.items() if len(p) < tier]
                 self._merge_packs(small)
+                with self._lock:
+                    sizes = [len(p.index.offsets) for p in self._packs.values()]
             low = tier
 
     def _merge_packs(self, small: list[tuple[str, Pack]]) -> None:
@@ -447,16 +496,17 @@ class GitBackend:
         if pack_dir not in self._dirs:
             pack_dir.mkdir(exist_ok=True)
             self._dirs.add(pack_dir)
-        self._write_pack_file(pack_dir / f"{name}.pack", pack)
+        base = f"{self._objects_str}/pack/{name}"
+        self._write_pack_file(f"{base}.pack", pack)
         idx = write_index(entries, checksum, self.object_format)
-        self._write_file(pack_dir / f"{name}.idx", idx)
+        self._write_file(f"{base}.idx", idx)
         index = PackIndex(
             {oid: off for oid, off, _ in entries}, {oid: crc for oid, _, crc in entries}, checksum
         )
         data: bytes | mmap.mmap = pack
         if len(pack) >= 1 << 20:  # keep big packs on the disk, not in memory
             with contextlib.suppress(FileNotFoundError):
-                data = map_file(str(pack_dir / f"{name}.pack"))
+                data = map_file(f"{base}.pack")
         with self._lock:
             self._packs[name] = Pack(data, index, f"{name}.pack", self.object_format)
         return entries
@@ -551,24 +601,50 @@ class GitBackend:
 
     def update_ref(self, name: str, expected: bytes | None, new: bytes | None) -> None:
         name = check_ref_name(name)
-        if not isinstance(self._read_ref_file(name), bytes):  # symbolic, or packed/absent
-            name, _ = self._resolve(name)
+        if name not in self._direct and not isinstance(self._read_ref_file(name), bytes):
+            name, _ = self._resolve(name)  # symbolic (or packed, or absent)
         path = self.git_dir / name
         with self._locked(path, self._spare(name) if new is not None else None) as lock:
-            actual = self._resolve(name)[1]
-            if actual != expected:
-                raise RefUpdateRejected(name, expected, actual)
-            if new is not None:
-                lock.commit(new.hex().encode() + b"\n", self.fsync)
-                return
-            if name in self._packed():
-                packed_path = self.git_dir / "packed-refs"
-                with self._locked(packed_path) as plock:
-                    refs = [r for n, r in self._packed().items() if n != name]
-                    plock.commit(encode_packed_refs(refs), self.fsync)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            self._prune_dirs(path.parent)
+            value = self._read_ref_file(name)
+            if isinstance(value, str):  # made symbolic since: resolve it again
+                self._direct.discard(name)
+                symbolic = True
+            else:
+                symbolic = False
+                actual = value if value is not None else self._packed_oid(name)
+                self._check_and_update(name, path, lock, expected=expected, actual=actual, new=new)
+        if symbolic:
+            self.update_ref(name, expected, new)
+
+    def _packed_oid(self, name: str) -> bytes | None:
+        packed = self._packed().get(name)
+        return packed.oid if packed else None
+
+    def _check_and_update(
+        self,
+        name: str,
+        path: Path,
+        lock: _Lock,
+        *,
+        expected: bytes | None,
+        actual: bytes | None,
+        new: bytes | None,
+    ) -> None:
+        """The compare-and-set of :meth:`update_ref`, ``<name>.lock`` held."""
+        if actual != expected:
+            raise RefUpdateRejected(name, expected, actual)
+        if new is not None:
+            lock.commit(new.hex().encode() + b"\n", self.fsync)
+            self._direct.add(name)  # a loose ref holding an id: no need to look first
+            return
+        if name in self._packed():
+            packed_path = self.git_dir / "packed-refs"
+            with self._locked(packed_path) as plock:
+                refs = [r for n, r in self._packed().items() if n != name]
+                plock.commit(encode_packed_refs(refs), self.fsync)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self._prune_dirs(path.parent)
 
     def _prune_dirs(self, directory: Path) -> None:
         refs = self.git_dir / "refs"

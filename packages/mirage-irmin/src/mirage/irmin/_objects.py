@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -391,10 +392,31 @@ def deflate(data: bytes, level: int = 1) -> bytes:
     than compressing a small object does, and the output is the same size (any
     inflater, Git's too, reads a stream made with a smaller window)."""
     n = len(data)
+    if level == 0:
+        return _stored(data)
     wbits = 9 if n <= 256 else min(15, (n - 1).bit_length())
     memlevel = max(1, min(8, wbits - 7))
     c = zlib.compressobj(level, zlib.DEFLATED, wbits, memlevel)
     return c.compress(data) + c.flush()
+
+
+def _stored(data: bytes) -> bytes:
+    """``data`` as a zlib stream of stored (uncompressed) blocks, made without zlib's
+    compressor: for the tiny objects of a commit, setting a compressor up costs more
+    than the bytes it would save."""
+    out = [b"\x78\x01"]
+    n = len(data)
+    start = 0
+    while True:
+        end = min(n, start + 0xFFFF)
+        size = end - start
+        out.append(struct.pack("<BHH", end == n, size, size ^ 0xFFFF))
+        out.append(data[start:end])
+        start = end
+        if start >= n:
+            break
+    out.append(struct.pack(">I", zlib.adler32(data)))
+    return b"".join(out)
 
 
 def encode_loose(kind: ObjectType, body: bytes, level: int = 1) -> bytes:

@@ -35,6 +35,7 @@ __all__ = [
     "create_delta",
     "index_pack",
     "read_index",
+    "write_hashed_pack",
     "write_index",
     "write_pack",
 ]
@@ -329,13 +330,10 @@ def write_index(
 ) -> bytes:
     """A version-2 ``.idx`` for ``(id, offset, crc32)`` entries."""
     ordered = sorted(entries)
-    fanout = [0] * 256
+    counts = [0] * 256
     for oid, _, _ in ordered:
-        fanout[oid[0]] += 1
-    total = 0
-    for i in range(256):
-        total += fanout[i]
-        fanout[i] = total
+        counts[oid[0]] += 1
+    fanout = list(itertools.accumulate(counts))
     large: list[int] = []
     small = []
     for _, off, _ in ordered:
@@ -597,5 +595,23 @@ def write_pack(
         out += entry
         entries.append((oid, off, zlib.crc32(entry)))
         last[kind] = (off, body, depth)
+    out += hasher(algo)(out).digest()
+    return bytes(out), entries
+
+
+def write_hashed_pack(
+    objects: Iterable[tuple[bytes, ObjectType, bytes]], level: int = 0, algo: str = "sha1"
+) -> tuple[bytes, list[tuple[bytes, int, int]]]:
+    """:func:`write_pack` of whole objects whose ids the caller has computed (each
+    ``(id, type, body)``, ids distinct): a commit's few new objects are hashed once,
+    and stored uncompressed (``level`` 0) unless asked."""
+    items = list(objects)
+    out = bytearray(b"PACK" + struct.pack(">II", 2, len(items)))
+    entries = []
+    crc32 = zlib.crc32
+    for oid, kind, body in items:
+        entry = bytes(_entry_bytes(kind.pack_number, len(body))) + deflate(body, level)
+        entries.append((oid, len(out), crc32(entry)))
+        out += entry
     out += hasher(algo)(out).digest()
     return bytes(out), entries

@@ -104,6 +104,7 @@ class Repo:
         """The object format of the backend's ids: ``sha1`` or ``sha256``."""
         self.empty_tree = hash_object(ObjectType.TREE, b"", self.algo)
         self._trees: dict[bytes, dict[str, TreeEntry]] = {}
+        self._ordered: set[bytes] = set()  # trees written here: their entries are in order
         self._commits: dict[bytes, Commit] = {}
         self._local = threading.local()  # staging is per thread
         self._watches: list[Watch] = []
@@ -127,7 +128,11 @@ class Repo:
         try:
             yield
             if staged:
-                self.backend.write_many(list(staged.values()))
+                write_hashed = getattr(self.backend, "write_hashed", None)
+                if write_hashed is not None:  # ids already computed: not hashed again
+                    write_hashed(staged)
+                else:
+                    self.backend.write_many(list(staged.values()))
         finally:
             self._local.staged = None
 
@@ -195,6 +200,7 @@ class Repo:
     def _remember_tree(self, oid: bytes, entries: dict[str, TreeEntry]) -> dict[str, TreeEntry]:
         if len(self._trees) > _CACHE_SIZE:
             self._trees.clear()
+            self._ordered.clear()
         self._trees[oid] = entries
         return entries
 
@@ -221,9 +227,12 @@ class Repo:
         kind, body = encode_object(obj)
         return self._put(kind, body)
 
-    def write_tree(self, entries: list[TreeEntry]) -> bytes:
-        tree = Tree.of(entries)
+    def write_tree(self, entries: list[TreeEntry], in_order: bool = False) -> bytes:
+        """Write a tree of ``entries`` (sorted into Git's order unless ``in_order``
+        says they are)."""
+        tree = Tree(tuple(entries)) if in_order else Tree.of(entries)
         oid = self.write(tree)
+        self._ordered.add(oid)
         self._remember_tree(oid, {e.name: e for e in tree.entries})
         return oid
 
@@ -270,23 +279,28 @@ class Repo:
             return self._update_inode(tree, path, i, entry)
         entries = dict(self.entries(tree)) if tree is not None else {}
         name = path[i]
+        old = entries.get(name)
+        new: TreeEntry | None
         if i == len(path) - 1:
-            if entry is None:
-                entries.pop(name, None)
-            else:
-                entries[name] = TreeEntry(entry.mode, name, entry.oid)
+            new = None if entry is None else TreeEntry(entry.mode, name, entry.oid)
         else:
-            child = entries.get(name)
-            if child is not None and not child.is_tree:
+            if old is not None and not old.is_tree:
                 raise PathError("/".join(path[: i + 1]), "is contents, not a tree")
-            sub = self._update(child.oid if child else None, path, i + 1, entry)
-            if sub is None:
-                entries.pop(name, None)
-            else:
-                entries[name] = TreeEntry(MODE_TREE, name, sub)
+            sub = self._update(old.oid if old else None, path, i + 1, entry)
+            new = None if sub is None else TreeEntry(MODE_TREE, name, sub)
+        if new is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = new
         if not entries:
             return None
-        return self.write_tree(list(entries.values()))
+        # Replacing an entry by one of the same kind keeps Git's order (the common
+        # single-key commit): the tree is not sorted again.
+        # Only trees this repository sorted count (a foreign tree may be out of order).
+        in_order = (tree is None or tree in self._ordered) and (
+            new is None or (old is not None and old.is_tree == new.is_tree)
+        )
+        return self.write_tree(list(entries.values()), in_order)
 
     def _update_inode(
         self, tree: bytes, path: tuple[str, ...], i: int, entry: TreeEntry | None

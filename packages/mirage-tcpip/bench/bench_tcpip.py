@@ -222,17 +222,27 @@ s.listen()
 print("ready", flush=True)
 c, _ = s.accept()
 n = 0
-if mode == "recv":
+if mode == "receive":
     while d := c.recv():
         n += len(d)
 else:
     chunk = bytes(65536)
     while n < size:
         n += c.send(chunk[: min(65536, size - n)])
+    # PyTCP's send() only appends to the session's buffer; stopping the stack now
+    # would drop what is not yet sent. Wait for the receiver to close first.
+    while c.recv():
+        pass
 print(n, flush=True)
 c.close()
 stack.stop()
 """
+
+PYTCP_NOTE = """\
+  (PyTCP's send() only appends to its session's buffer, so its sender waits for the
+  receiver's FIN before stopping its stack; it sends one segment per timer tick.
+  PyTCP 2.7.6 keeps sequence numbers unwrapped: a transfer that crosses 2**32 in
+  either direction kills its transmit thread (struct.error), shown as a failure.)"""
 
 
 def pytcp_python() -> str | None:
@@ -242,17 +252,21 @@ def pytcp_python() -> str | None:
     return candidate if probe.returncode == 0 else None
 
 
-def pytcp_vs_kernel(python: str, size: int) -> dict[str, float]:
-    """PyTCP (2.7, threads, its own TAP) against the kernel's TCP, both directions."""
+def pytcp_vs_kernel(python: str, size: int) -> tuple[dict[str, float], dict[str, str]]:
+    """PyTCP (2.7, threads, its own TAP) against the kernel's TCP, both directions:
+    Mbit/s by direction, and why a direction failed (PyTCP's last error line)."""
     results: dict[str, float] = {}
-    for mode, port in (("recv", 5301), ("send", 5302)):
+    failures: dict[str, str] = {}
+    for mode, port in (("receive", 5301), ("send", 5302)):
         name = f"mpytcp{port % 10}"
         peer = subprocess.Popen(
             [python, "-O", "-c", PYTCP_PEER, name, "10.79.0.2", str(port), mode, str(size)],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
-        assert peer.stdout is not None
+        assert peer.stdout is not None and peer.stderr is not None
+        n = 0
         try:
             for _ in range(100):
                 if os.path.exists(f"/sys/class/net/{name}"):
@@ -264,31 +278,31 @@ def pytcp_vs_kernel(python: str, size: int) -> dict[str, float]:
             time.sleep(0.5)  # PyTCP's own ARP/ND start-up
             with socket.create_connection(("10.79.0.2", port), timeout=15) as s:
                 start = time.perf_counter()
-                if mode == "recv":
+                if mode == "receive":
                     payload = bytes(1 << 20)
                     for _ in range(size >> 20):
                         s.sendall(payload)
+                        n += len(payload)
                     s.shutdown(socket.SHUT_WR)
                     n = int(peer.stdout.readline())
-                    results["receive"] = mbit(n, time.perf_counter() - start)
                 else:
-                    n = 0
-                    try:
-                        while data := s.recv(1 << 20):
-                            n += len(data)
-                            if n >= size:
-                                break
-                    except TimeoutError:
-                        results["send_stalled_at"] = n
-                    else:
-                        results["send"] = mbit(n, time.perf_counter() - start)
-            if mode == "recv":
+                    while data := s.recv(1 << 20):
+                        n += len(data)
+                        if n >= size:
+                            break
+                results[mode] = mbit(n, time.perf_counter() - start)
+            if mode == "receive":
                 peer.wait(30)
+        except (TimeoutError, ValueError):
+            failures[mode] = f"no progress for 15 s after {n} bytes"
         finally:
             if peer.poll() is None:
                 peer.kill()
-                peer.wait()
-    return results
+            _, err = peer.communicate()
+            lines = [line for line in err.splitlines() if line.strip()]
+            if mode in failures and lines:
+                failures[mode] += f"; PyTCP: {lines[-1].strip()}"
+    return results, failures
 
 
 def bench_tap() -> None:
@@ -316,17 +330,19 @@ def bench_tap() -> None:
         print("PyTCP: skipped, not importable (pip install pytcp, or set PYTCP_PYTHON)")
         return
     with netns():
-        theirs = pytcp_vs_kernel(python, PYTCP_BULK)
-    if "send" in theirs:
-        print(f"PyTCP -> kernel        : {theirs['send']:8.1f} Mbit/s ({PYTCP_BULK >> 20} MiB)")
-        print(f"ratio ours/PyTCP send  : {ours['send'] / theirs['send']:8.1f}x (1500-byte frames)")
-    else:
-        stalled = int(theirs["send_stalled_at"])
-        print(f"PyTCP -> kernel        : stalled after {stalled} bytes (no progress for 15 s)")
-    print(f"kernel -> PyTCP        : {theirs['receive']:8.1f} Mbit/s ({PYTCP_BULK >> 20} MiB)")
-    print(
-        f"ratio ours/PyTCP recv  : {ours['receive'] / theirs['receive']:8.1f}x (1500-byte frames)"
-    )
+        theirs, failed = pytcp_vs_kernel(python, PYTCP_BULK)
+    for mode, arrow, label in (
+        ("send", "PyTCP -> kernel", "send"),
+        ("receive", "kernel -> PyTCP", "recv"),
+    ):
+        if mode in theirs:
+            print(f"{arrow}        : {theirs[mode]:8.1f} Mbit/s ({PYTCP_BULK >> 20} MiB)")
+            print(
+                f"ratio ours/PyTCP {label}  : {ours[mode] / theirs[mode]:8.1f}x (1500-byte frames)"
+            )
+        else:
+            print(f"{arrow}        : failed, {failed.get(mode, 'no result')}")
+    print(PYTCP_NOTE)
 
 
 # --------------------------------------------------------------------------- checksum

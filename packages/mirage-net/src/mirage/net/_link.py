@@ -66,10 +66,19 @@ class LinkModel:
         self._busy_until = 0.0
         self.stats = LinkStats()
 
+    @property
+    def config(self) -> LinkConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: LinkConfig) -> None:
+        self._config = config
+        self._perfect = config.perfect
+
     def transmit(self, frame: bytes, now: float) -> list[Delivery]:
-        c = self.config
+        c = self._config
         self.stats.sent += 1
-        if c.perfect:
+        if self._perfect:
             return [Delivery(now, frame)]
         rng = self._rng
         start = now

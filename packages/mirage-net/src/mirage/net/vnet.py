@@ -68,13 +68,20 @@ class Switch:
                 continue
             for delivery in src_port.link.transmit(frame, now):
                 if delivery.at <= now:
-                    target._receive(delivery.frame)
+                    if target._direct is not None:
+                        # Handed to the receiver's callback on the next turn of the
+                        # loop, never inside the sender's own call.
+                        loop.call_soon(target._receive, delivery.frame)
+                    else:
+                        target._receive(delivery.frame)
                 else:
                     loop.call_at(delivery.at, target._receive, delivery.frame)
 
 
 class VnetInterface(FrameDevice):
     """One port of a :class:`Switch`."""
+
+    supports_direct = True
 
     def __init__(
         self, switch: Switch, mac: bytes, mtu: int = 1500, link: LinkModel | None = None

@@ -27,6 +27,7 @@ import heapq
 import inspect
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -118,6 +119,9 @@ LISTEN_BACKLOG = 128
 PATH_MTU_AGE = 600.0
 MAX_PATH_MTUS = 1024
 TSO_MAX = 62 * 1024
+TIME_WAIT_SLACK = 0.05
+"""TIME-WAIT ends up to this much after 2 MSL, so that the ends of many connections
+are handled by one timer event (as Linux batches its TIME-WAIT sockets)."""
 """Most payload in one segment handed to a network that segments (TSO)."""
 # RFC 1191 section 7's MTU plateaus, for routers that do not say the next-hop MTU.
 _PLATEAUS = (32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
@@ -1054,7 +1058,13 @@ class DirectStack:
         if at is None:
             return
         due = self._conn_due.get(quad)
-        if due is not None and due <= at:
+        if conn.state is State.TIME_WAIT:
+            # Once per connection: its earlier entry (the RTO's) is left to be
+            # skipped, so that the loop's timer wakes for batches of TIME-WAIT ends.
+            at = max(at, math.ceil(at / TIME_WAIT_SLACK) * TIME_WAIT_SLACK)
+            if due == at:
+                return
+        elif due is not None and due <= at:
             return
         self._conn_due[quad] = at
         self._timer_seq += 1

@@ -28,6 +28,7 @@ from mirage.core.build import ArtifactContext
 from mirage.vm._arch import RUNTIME_PACKAGES, Arch
 from mirage.vm._image import Image, build_initramfs, find_kernel
 from mirage.vm.images import (
+    direct_boot,
     guest_boot,
     host_files,
     kernel_command_line,
@@ -323,26 +324,16 @@ def arm_qemu_command(
         argv, booted = host_files(info, argv, dist / initrd, dist / f"{name}.run.initrd")
         initrd = Path(booted.name)
     net_args, words, guest_argv = guest_boot(info, argv, options)
-    return [
+    return direct_boot(
         arch.qemu,
-        "-accel",
-        "tcg",
-        *arch.qemu_args,
-        "-m",
-        str(info["memory"]),
-        "-nographic",
-        "-nodefaults",
-        "-no-reboot",
-        "-serial",
-        "stdio",
-        "-kernel",
-        f"{name}.kernel",
-        "-initrd",
-        str(initrd),
-        "-append",
-        kernel_command_line(board.console, words, guest_argv),
-        *net_args,
-    ]
+        accel="tcg",
+        machine=arch.qemu_args,
+        memory_mib=info["memory"],
+        kernel=f"{name}.kernel",
+        initrd=str(initrd),
+        append=kernel_command_line(board.console, words, guest_argv),
+        devices=net_args,
+    )
 
 
 def run_arm(ctx: ArtifactContext, argv: list[str]) -> int:

@@ -15,6 +15,7 @@ import json
 import shlex
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -308,26 +309,51 @@ def qemu_command(
         initrd = Path(initrd.name)
     arch = ARCHES[info["arch"]]
     net_args, words, guest_argv = guest_boot(info, argv, options)
-    return [
+    kvm_host = info["accel"] != "tcg" and arch.name == "x86_64"
+    return direct_boot(
         arch.qemu,
+        accel=info["accel"],
+        machine=("-cpu", "host") if kvm_host else arch.qemu_args,
+        memory_mib=info["memory"],
+        kernel=f"{name}.kernel",
+        initrd=str(initrd),
+        append=kernel_command_line(arch.console, words, guest_argv),
+        devices=[*net_args, *disk],
+    )
+
+
+def direct_boot(
+    qemu: str,
+    *,
+    accel: str,
+    machine: Sequence[str],
+    memory_mib: int,
+    kernel: str,
+    initrd: str,
+    append: str,
+    devices: Sequence[str] = (),
+) -> list[str]:
+    """QEMU booting ``kernel`` and ``initrd`` directly, the console on standard I/O,
+    no default devices, stopping instead of rebooting; ``devices`` are appended."""
+    return [
+        qemu,
         "-accel",
-        info["accel"],
-        *(arch.qemu_args if info["accel"] == "tcg" or arch.name != "x86_64" else ("-cpu", "host")),
+        accel,
+        *machine,
         "-m",
-        str(info["memory"]),
+        str(memory_mib),
         "-nographic",
         "-nodefaults",
         "-no-reboot",
         "-serial",
         "stdio",
         "-kernel",
-        f"{name}.kernel",
+        kernel,
         "-initrd",
-        str(initrd),
+        initrd,
         "-append",
-        kernel_command_line(arch.console, words, guest_argv),
-        *net_args,
-        *disk,
+        append,
+        *devices,
     ]
 
 

@@ -18,10 +18,10 @@ Indices are the peer's word: a ring that claims more bytes than it holds raises
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 
 from mirage.core.types import FlowClosed
+from mirage.xen.words import Words
 
 from ._layout import (
     CLI_LIVE,
@@ -38,7 +38,6 @@ from ._layout import (
 
 __all__ = ["Endpoint", "VchanError"]
 
-_U32 = struct.Struct("<I")
 MASK = 0xFFFFFFFF
 
 Atomic = Callable[[int, int], int]
@@ -51,13 +50,14 @@ class VchanError(FlowClosed):
 class _Ring:
     def __init__(self, page: memoryview, shr: int, buffer: memoryview) -> None:
         self.page, self.shr, self.buffer = page, shr, buffer
+        self.words = Words(page)
         self.size = len(buffer)
 
     def get(self, field: int) -> int:
-        return int(_U32.unpack_from(self.page, self.shr + field)[0])
+        return self.words.get(self.shr + field)
 
     def set(self, field: int, value: int) -> None:
-        _U32.pack_into(self.page, self.shr + field, value & MASK)
+        self.words.set(self.shr + field, value)
 
     def used(self) -> int:
         used = (self.get(PROD) - self.get(CONS)) & MASK

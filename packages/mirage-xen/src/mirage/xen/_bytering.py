@@ -1,20 +1,17 @@
 """A byte ring with free-running ``u32`` indices in shared memory (console rings).
 
-The producer owns ``prod``, the consumer owns ``cons``; both are little-endian
-``u32`` at fixed offsets and the data area is a power of two long. An index that
-claims more bytes than the ring holds raises :class:`~mirage.xen.ring.RingError`.
+The producer owns ``prod``, the consumer owns ``cons``; both are ``u32`` at fixed
+offsets, read and written whole (:mod:`mirage.xen.words`), and the data area is a
+power of two long. An index that claims more bytes than the ring holds raises
+:class:`~mirage.xen.ring.RingError`.
 """
 
 from __future__ import annotations
 
-import struct
-
 from .ring import RingError
+from .words import MASK, Words
 
 __all__ = ["ByteRing"]
-
-_U32 = struct.Struct("<I")
-MASK = 0xFFFFFFFF
 
 
 class ByteRing:
@@ -22,11 +19,12 @@ class ByteRing:
         if size & (size - 1):
             raise ValueError("ring size must be a power of two")
         self.memory = memory
+        self.words = Words(memory)
         self.buffer = memory[data : data + size]
         self.size, self.cons_at, self.prod_at = size, cons, prod
 
     def _get(self, off: int) -> int:
-        return int(_U32.unpack_from(self.memory, off)[0])
+        return self.words.get(off)
 
     def used(self) -> int:
         used = (self._get(self.prod_at) - self._get(self.cons_at)) & MASK
@@ -43,7 +41,7 @@ class ByteRing:
         pos = cons & (self.size - 1)
         first = min(n, self.size - pos)
         data = bytes(self.buffer[pos : pos + first]) + bytes(self.buffer[: n - first])
-        _U32.pack_into(self.memory, self.cons_at, (cons + n) & MASK)
+        self.words.set(self.cons_at, cons + n)
         return data
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -53,5 +51,5 @@ class ByteRing:
         first = min(n, self.size - pos)
         self.buffer[pos : pos + first] = data[:first]
         self.buffer[: n - first] = data[first:n]
-        _U32.pack_into(self.memory, self.prod_at, (prod + n) & MASK)
+        self.words.set(self.prod_at, prod + n)
         return n

@@ -1,7 +1,7 @@
 """Xen's shared I/O ring (``xen/include/public/io/ring.h``), front and back.
 
 Theory of operation. A shared ring is a page (or more) holding a 64-byte header,
-``req_prod``, ``req_event``, ``rsp_prod``, ``rsp_event`` (little-endian ``u32``
+``req_prod``, ``req_event``, ``rsp_prod``, ``rsp_event`` (``u32``
 free-running indices, then padding), followed by a power-of-two number of slots,
 each as large as the larger of a request and a response. The front end produces
 requests and consumes responses; the back end consumes requests and produces
@@ -20,12 +20,11 @@ device).
 
 from __future__ import annotations
 
-import struct
+from .words import Words
 
 __all__ = ["BackRing", "FrontRing", "RingError", "SharedRing", "HEADER_SIZE"]
 
 HEADER_SIZE = 64
-_U32 = struct.Struct("<I")
 MASK = 0xFFFFFFFF
 
 REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT = 0, 4, 8, 12
@@ -42,6 +41,7 @@ class SharedRing:
         if slot_size < 1:
             raise ValueError("slot size must be positive")
         self.memory = memory
+        self.words = Words(memory)
         self.slot_size = slot_size
         slots = (len(memory) - HEADER_SIZE) // slot_size
         if slots < 1:
@@ -55,10 +55,10 @@ class SharedRing:
         self.memory[16:HEADER_SIZE] = bytes(HEADER_SIZE - 16)
 
     def get(self, off: int) -> int:
-        return int(_U32.unpack_from(self.memory, off)[0])
+        return self.words.get(off)
 
     def set(self, off: int, value: int) -> None:
-        _U32.pack_into(self.memory, off, value & MASK)
+        self.words.set(off, value)
 
     def slot(self, index: int) -> memoryview:
         start = HEADER_SIZE + (index & (self.size - 1)) * self.slot_size

@@ -1,8 +1,9 @@
 """ARM images built on this (x86_64) machine from Debian's ARM packages, booted under QEMU.
 
 hello and the static website on the arm64 ``virt`` board and as Xen's dom0less guest
-boot in the boot matrix (tools/boot_matrix.py, ``nox -s boot``); here: what the
-matrix does not cover (the exit status through Xen, armv7, the real boards' files).
+(the website with a driver domain for its network) boot in the boot matrix
+(tools/boot_matrix.py, ``nox -s boot``); here: what the matrix does not cover (the
+exit status through Xen, dom0's ramdisk, armv7, the real boards' files).
 
 Needs qemu-system-aarch64 / qemu-system-arm (Debian's qemu-system-arm), apt-get and
 dpkg-deb, and dpkg knowing the foreign architecture (arm64; armhf for the 32-bit
@@ -84,6 +85,40 @@ def test_hello_is_built_as_a_dom0less_guest_of_xen_on_arm64(tmp_path: Path) -> N
     assert ramdisk.cells("reg")[3] == (dist / "hello.initrd").stat().st_size
     assert (dist / "hello.xen").read_bytes()[:4] != b"\x7fELF"  # an arm64 Image
     # It boots in the boot matrix (tools/boot_matrix.py), and below with a status.
+
+
+@needs_arm64
+def test_a_network_guest_gets_a_driver_domain_on_xen_arm64(tmp_path: Path) -> None:
+    # The website boots and answers over Xen's PV network in the boot matrix.
+    project = tmp_path / "echo"
+    shutil.copytree(EXAMPLES / "echo", project, ignore=shutil.ignore_patterns("mirage", "dist"))
+    assert mirage(project, "configure", "-t", "xen-arm64").returncode == 0
+    built = mirage(project, "build", timeout=600)
+    assert built.returncode == 0, built.stderr
+    dist = project / "dist"
+    guest = (dist / "echo.initrd").read_bytes()
+    dom0 = (dist / "echo.dom0.initrd").read_bytes()
+    # dom0's ramdisk is the guest's with a second archive appended.
+    assert dom0.startswith(guest) and dom0[len(guest) : len(guest) + 6] == b"070701"
+    extra = dom0[len(guest) :]
+    for name in (
+        b"usr/lib/xen-4.17/bin/xenstored",
+        b"usr/lib/xen-4.17/bin/init-dom0less",
+        b"usr/bin/xenstore-write",
+        b"libxenlight.so.4.17",
+        b"lib/modules/dom0/xen-netback.ko",
+        b"lib/modules/dom0/bridge.ko",
+        b"lib/modules/dom0/virtio_mmio.ko",
+        b"etc/mirage-dom0.json",
+    ):
+        assert name + b"\0" in extra, name
+    assert b"xen-netfront.ko\0" in guest  # the guest's NIC driver
+    tree = pull_fdt((dist / "echo.dtb").read_bytes())
+    assert tree.get("/chosen/domU1").string("xen,enhanced") == "enabled"
+    assert tree.get("/chosen/module@5c000000").cells("reg")[3] == len(dom0)
+    assert tree.get("/chosen/domU1/module@50000000").cells("reg")[3] == len(guest)
+    script = (dist / "echo.qemu.sh").read_text()
+    assert "echo.dom0.initrd" in script and "virtio-net-device,netdev=n0" in script
 
 
 @needs_arm64

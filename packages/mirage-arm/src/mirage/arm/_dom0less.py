@@ -6,6 +6,11 @@ and ramdisk given as ``multiboot,module`` subnodes whose ``reg`` says where the 
 loader (here QEMU's ``-device loader``) put them. With no dom0 at all, the guest's
 console is Xen's emulated PL011 (``vpl011``), which Xen prints on its own UART
 prefixed ``(XEN) DOM1: ``.
+
+A guest with a network also gets a driver domain (:mod:`mirage.arm._dom0`): dom0's
+kernel and ramdisk are ``multiboot`` modules directly under ``/chosen``, and the guest
+is marked ``xen,enhanced`` so that Xen gives it a xenstore event channel that dom0's
+``init-dom0less`` then connects.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from dataclasses import dataclass
 
 from mirage.core import MirageError
 
-from ._fdt import DeviceTree, pull_fdt, push_fdt, u32, u64
+from ._dom0 import Dom0
+from ._fdt import DeviceTree, Node, pull_fdt, push_fdt, u32, u64
 
 __all__ = [
     "COMMAND_LINE_MAX",
+    "DOM0_KERNEL_ADDR",
+    "DOM0_RAMDISK_ADDR",
     "DOMAIN",
     "KERNEL_ADDR",
     "RAMDISK_ADDR",
@@ -28,6 +36,8 @@ __all__ = [
 
 KERNEL_ADDR = 0x49000000
 RAMDISK_ADDR = 0x50000000
+DOM0_KERNEL_ADDR = 0x58000000
+DOM0_RAMDISK_ADDR = 0x5C000000
 DOMAIN = "domU1"
 COMMAND_LINE_MAX = 2047  # Linux arm64's COMMAND_LINE_SIZE, less the NUL
 
@@ -56,25 +66,50 @@ def _check_bootargs(bootargs: str) -> None:
         )
 
 
-def dom0less_tree(base: bytes, guest: Guest, *, uart: str | None = None) -> bytes:
-    """``base`` (the machine's own tree, e.g. QEMU's dump) with Xen's boot arguments
-    and one dom0less guest added to ``/chosen``."""
-    if guest.kernel_addr + guest.kernel_size > guest.ramdisk_addr:
+def _fits(what: str, start: int, size: int, limit: int) -> None:
+    if start + size > limit:
         raise MirageError(
-            f"the kernel ({guest.kernel_size / 2**20:.1f} MiB) does not fit below the"
-            f" ramdisk at {guest.ramdisk_addr:#x}",
-            hint="use a smaller kernel",
+            f"{what} ({size / 2**20:.1f} MiB at {start:#x}) runs into what the loader puts"
+            f" at {limit:#x}",
+            hint="use a smaller kernel or image (fewer modules, no HTTPS)",
         )
+
+
+def _modules(parent: Node, kernel: tuple[int, int], ramdisk: tuple[int, int]) -> Node:
+    """A kernel and a ramdisk as ``multiboot`` modules under ``parent``."""
+    node = parent.add(_module_name(kernel[0]))
+    node.set("compatible", ["multiboot,kernel", "multiboot,module"])
+    node.set("reg", u64(*kernel))
+    rd = parent.add(_module_name(ramdisk[0]))
+    rd.set("compatible", ["multiboot,ramdisk", "multiboot,module"])
+    rd.set("reg", u64(*ramdisk))
+    return node
+
+
+def dom0less_tree(
+    base: bytes, guest: Guest, *, uart: str | None = None, dom0: Dom0 | None = None
+) -> bytes:
+    """``base`` (the machine's own tree, e.g. QEMU's dump) with Xen's boot arguments
+    and one dom0less guest added to ``/chosen``; with ``dom0``, a driver domain too."""
+    _fits("the kernel", guest.kernel_addr, guest.kernel_size, guest.ramdisk_addr)
+    if dom0 is not None:
+        _fits("the guest's ramdisk", guest.ramdisk_addr, guest.ramdisk_size, dom0.kernel_addr)
+        _fits("dom0's kernel", dom0.kernel_addr, dom0.kernel_size, dom0.ramdisk_addr)
     _check_bootargs(guest.bootargs)
     tree = pull_fdt(base)
     memory = tree.find("/memory")
     reg = memory.cells("reg") if memory is not None and "reg" in memory.props else ()
     if len(reg) >= 4:
         start, size = (reg[0] << 32) | reg[1], (reg[2] << 32) | reg[3]
-        if guest.ramdisk_addr + guest.ramdisk_size > start + size:
+        last = (
+            (guest.ramdisk_addr, guest.ramdisk_size)
+            if dom0 is None
+            else (dom0.ramdisk_addr, dom0.ramdisk_size)
+        )
+        if last[0] + last[1] > start + size:
             raise MirageError(
-                f"the ramdisk ({guest.ramdisk_size / 2**20:.1f} MiB at"
-                f" {guest.ramdisk_addr:#x}) runs past the machine's memory",
+                f"the ramdisk ({last[1] / 2**20:.1f} MiB at {last[0]:#x}) runs past the"
+                " machine's memory",
                 hint="give the machine more memory",
             )
     if uart is None:
@@ -86,9 +121,19 @@ def dom0less_tree(base: bytes, guest: Guest, *, uart: str | None = None) -> byte
     xen_args = ["console=dtuart", "guest_loglvl=all", "bootscrub=0"]
     if uart:
         xen_args.insert(1, f"dtuart={uart}")
+    if dom0 is not None:
+        xen_args.append(f"dom0_mem={dom0.memory_mib}M")
     chosen.set("xen,xen-bootargs", " ".join(xen_args))
-    if chosen.child(DOMAIN) is not None:
-        chosen.remove(DOMAIN)
+    for child in [c.name for c in chosen.children]:
+        if child == DOMAIN or child.startswith("module@"):
+            chosen.remove(child)
+    if dom0 is not None:
+        kernel = _modules(
+            chosen,
+            (dom0.kernel_addr, dom0.kernel_size),
+            (dom0.ramdisk_addr, dom0.ramdisk_size),
+        )
+        kernel.set("bootargs", dom0.bootargs)
     domain = chosen.add(DOMAIN)
     domain.set("compatible", "xen,domain")
     domain.set("#address-cells", 2)
@@ -96,23 +141,34 @@ def dom0less_tree(base: bytes, guest: Guest, *, uart: str | None = None) -> byte
     domain.set("memory", u32(0, guest.memory_mib * 1024))  # in KiB
     domain.set("cpus", guest.vcpus)
     domain.set("vpl011", b"")
-    kernel = domain.add(_module_name(guest.kernel_addr))
-    kernel.set("compatible", ["multiboot,kernel", "multiboot,module"])
-    kernel.set("reg", u64(guest.kernel_addr, guest.kernel_size))
+    if dom0 is not None:
+        domain.set("xen,enhanced", "enabled")
+    kernel = _modules(
+        domain,
+        (guest.kernel_addr, guest.kernel_size),
+        (guest.ramdisk_addr, guest.ramdisk_size),
+    )
     kernel.set("bootargs", guest.bootargs)
-    ramdisk = domain.add(_module_name(guest.ramdisk_addr))
-    ramdisk.set("compatible", ["multiboot,ramdisk", "multiboot,module"])
-    ramdisk.set("reg", u64(guest.ramdisk_addr, guest.ramdisk_size))
     return push_fdt(tree, keep_layout=False)
 
 
-def set_guest_bootargs(blob: bytes, bootargs: str) -> bytes:
-    """The dom0less tree with the guest's kernel command line replaced."""
+def set_guest_bootargs(blob: bytes, bootargs: str, *, ramdisk_size: int | None = None) -> bytes:
+    """The dom0less tree with the guest's kernel command line replaced (and its
+    ramdisk's size, when a run appends files to it)."""
     _check_bootargs(bootargs)
     tree: DeviceTree = pull_fdt(blob)
     domain = tree.get(f"/chosen/{DOMAIN}")
+    kernel = ramdisk = None
     for node in domain.children:
-        if "multiboot,kernel" in node.strings("compatible"):
-            node.set("bootargs", bootargs)
-            return push_fdt(tree, keep_layout=False)
-    raise MirageError(f"the device tree has no kernel module under /chosen/{DOMAIN}")
+        compatible = node.strings("compatible")
+        if "multiboot,kernel" in compatible:
+            kernel = node
+        elif "multiboot,ramdisk" in compatible:
+            ramdisk = node
+    if kernel is None:
+        raise MirageError(f"the device tree has no kernel module under /chosen/{DOMAIN}")
+    kernel.set("bootargs", bootargs)
+    if ramdisk_size is not None and ramdisk is not None:
+        start = ramdisk.cells("reg")
+        ramdisk.set("reg", u64((start[0] << 32) | start[1], ramdisk_size))
+    return push_fdt(tree, keep_layout=False)

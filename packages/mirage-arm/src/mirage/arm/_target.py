@@ -7,9 +7,13 @@ initramfs (pruned CPython, sourceless bytecode, ``/init``) is written on the hos
 ``xen-arm64`` adds Debian's ARM64 Xen hypervisor and a dom0less device tree written
 by :mod:`mirage.arm._dom0less` from QEMU's own ``virt`` tree; ``mirage run`` boots
 Xen under ``qemu-system-aarch64``, which loads the guest's kernel and initramfs at the
-addresses the tree names. ``arm`` builds for a board profile (``--board``): the QEMU
-``virt`` boards boot under QEMU; the real boards get their kernel, initramfs, device
-tree and U-Boot script written, to be copied to the board's boot partition.
+addresses the tree names. A guest with a network gets Xen's PV NIC (netfront) from a
+driver domain built beside it (:mod:`mirage.arm._dom0`), which bridges it to QEMU's
+NIC: ``--vm-net``/``--vm-forward`` work as on the other hypervisor targets.
+
+``arm`` builds for a board profile (``--board``): the QEMU ``virt`` boards boot under
+QEMU; the real boards get their kernel, initramfs, device tree and U-Boot script
+written, to be copied to the board's boot partition.
 """
 
 from __future__ import annotations
@@ -33,13 +37,23 @@ from mirage.vm.images import (
     host_files,
     kernel_command_line,
     network_notes,
+    run_timeout,
     split_run_options,
     stack_kind,
 )
 
 from ._boards import ARM_ARCHES, BOARDS, EXTRA_RUNTIME, Board, boot_script
 from ._console import stream
-from ._dom0less import KERNEL_ADDR, RAMDISK_ADDR, Guest, dom0less_tree, set_guest_bootargs
+from ._dom0 import DOM0_PACKAGES, GUEST_NIC_MODULES, Dom0, driver_domain
+from ._dom0less import (
+    DOM0_KERNEL_ADDR,
+    DOM0_RAMDISK_ADDR,
+    KERNEL_ADDR,
+    RAMDISK_ADDR,
+    Guest,
+    dom0less_tree,
+    set_guest_bootargs,
+)
 from ._fdt import FdtError, pull_fdt, push_fdt
 from ._packages import fetch_root
 from ._uboot import script_image
@@ -58,6 +72,7 @@ XEN_PACKAGE = "xen-hypervisor-4.17-arm64"
 XEN_MACHINE = ("-machine", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a57")
 XEN_HOST_MEMORY = 2048  # MiB: Xen, and the guest's memory inside it
 DEFAULT_TIMEOUT = 300
+NIC_WAIT = 240  # s: the guest's netfront appears once dom0 has booted and written its vif
 _HINT = "the console above says how far it got; raise --arm-timeout for slow machines"
 
 
@@ -67,11 +82,6 @@ def _keys(ctx: ArtifactContext) -> dict[str, Any]:
 
 def _needs_network(ctx: ArtifactContext) -> bool:
     return stack_kind(ctx.plan) is not None
-
-
-def _cmdline(console: str, argv: list[str]) -> str:
-    """A guest command line without a NIC (dom0less guests)."""
-    return kernel_command_line(console, [], argv)
 
 
 def _fetch_root(arch: Arch, flavour: str, extra: list[str]) -> tuple[Path, Path, str]:
@@ -97,7 +107,14 @@ def _no_disk(ctx: ArtifactContext, target: str) -> None:
 
 
 def _build_image(
-    ctx: ArtifactContext, arch: Arch, root: Path, version: str, network: bool
+    ctx: ArtifactContext,
+    arch: Arch,
+    root: Path,
+    version: str,
+    network: bool,
+    *,
+    kernel_modules: tuple[str, ...] = (),
+    nic_wait: float = 0,
 ) -> Image:
     ctx.dist_dir.mkdir(parents=True, exist_ok=True)
     image = build_initramfs(
@@ -108,6 +125,8 @@ def _build_image(
         network=network,
         out=ctx.dist_dir / f"{ctx.plan.name}.initrd",
         own_stack=network and stack_kind(ctx.plan) == "direct",
+        kernel_modules=kernel_modules,
+        nic_wait=nic_wait,
     )
     if image.left_out:
         print(f"note: left out of the image: {', '.join(image.left_out)}", file=sys.stderr)
@@ -144,46 +163,108 @@ def _write_script(path: Path, argv: list[str]) -> None:
 # -- xen-arm64 --------------------------------------------------------------------------
 
 
+def _mmio_nic(net_args: list[str]) -> list[str]:
+    """QEMU's NIC for dom0 on the virtio-mmio bus (a platform device, which dom0
+    drives 1:1 mapped; the ``virt`` board's PCIe bridge is not Xen dom0's)."""
+    return [
+        "virtio-net-device,netdev=n0" if arg.startswith("virtio-net-pci,") else arg
+        for arg in net_args
+    ]
+
+
 def build_xen(ctx: ArtifactContext) -> list[Path]:
     keys = _keys(ctx)
     _no_disk(ctx, "xen-arm64")
-    if _needs_network(ctx):
-        raise MirageError(
-            "a dom0less guest of Xen on ARM64 has no network device (Xen's PV network"
-            " needs a dom0 with xenstored)",
-            hint="use a configuration without a network stack, or -t arm --board virt-aarch64",
-        )
+    network = _needs_network(ctx)
     arch = ARM_ARCHES["aarch64"]
-    root, kernel, version = _fetch_root(arch, arch.kernel_flavour, [XEN_PACKAGE])
+    extra = [XEN_PACKAGE, *(DOM0_PACKAGES if network else ())]
+    root, kernel, version = _fetch_root(arch, arch.kernel_flavour, extra)
     hypervisor = sorted((root / "boot").glob("xen-*-arm64"))
     if not hypervisor:
         raise MirageError(f"{XEN_PACKAGE} holds no hypervisor image (boot/xen-*-arm64)")
-    image = _build_image(ctx, arch, root, version, network=False)
+    image = _build_image(
+        ctx,
+        arch,
+        root,
+        version,
+        network=network,
+        kernel_modules=GUEST_NIC_MODULES if network else (),
+        nic_wait=NIC_WAIT if network else 0,
+    )
     name, dist = ctx.plan.name, ctx.dist_dir
     shutil.copyfile(kernel, dist / f"{name}.kernel")
     shutil.copyfile(hypervisor[-1], dist / f"{name}.xen")
     memory = int(keys.get("vm-memory") or 256)
+    notes = network_notes(ctx)
+    info: dict[str, Any] = {
+        **notes,
+        "timeout": int(keys.get("arm-timeout") or DEFAULT_TIMEOUT),
+        "memory": memory,
+        "dom0": network,
+    }
+    written = [dist / f"{name}.xen", dist / f"{name}.kernel", image.initrd]
+    dom0 = None
+    kernel_size = kernel.stat().st_size
+    if network:
+        ramdisk = driver_domain(
+            root,
+            version,
+            arch.triplet,
+            image.initrd.read_bytes(),
+            finit_module=arch.finit_module,
+            reboot=arch.reboot,
+        )
+        (dist / f"{name}.dom0.initrd").write_bytes(ramdisk)
+        written.append(dist / f"{name}.dom0.initrd")
+        dom0 = Dom0(kernel_size, len(ramdisk), DOM0_KERNEL_ADDR, DOM0_RAMDISK_ADDR)
+    _, words, guest_argv = guest_boot(notes, [])
     guest = Guest(
-        kernel_size=kernel.stat().st_size,
+        kernel_size=kernel_size,
         ramdisk_size=image.size,
         memory_mib=memory,
-        bootargs=_cmdline("ttyAMA0", []),
+        bootargs=kernel_command_line("ttyAMA0", words, guest_argv),
     )
     base = dump_virt_dtb(arch.qemu, XEN_MACHINE, XEN_HOST_MEMORY)
-    (dist / f"{name}.dtb").write_bytes(dom0less_tree(base, guest))
-    info = {"timeout": int(keys.get("arm-timeout") or DEFAULT_TIMEOUT), "memory": memory}
+    (dist / f"{name}.dtb").write_bytes(dom0less_tree(base, guest, dom0=dom0))
+    written.insert(1, dist / f"{name}.dtb")
     (dist / f"{name}.xen-arm64.json").write_text(json.dumps(info, indent=1))
     script = dist / f"{name}.qemu.sh"
-    _write_script(script, xen_qemu_command(name, f"{name}.dtb"))
+    net_args, _, _ = guest_boot(notes, [])
+    _write_script(
+        script, xen_qemu_command(name, f"{name}.dtb", dom0=network, devices=_mmio_nic(net_args))
+    )
     print(
-        f"image: kernel {kernel.stat().st_size / 2**20:.1f} MiB, initrd"
-        f" {image.size / 2**20:.1f} MiB; Xen {hypervisor[-1].name}; dom0less tree {name}.dtb",
+        f"image: kernel {kernel_size / 2**20:.1f} MiB, initrd {image.size / 2**20:.1f} MiB;"
+        f" Xen {hypervisor[-1].name}; dom0less tree {name}.dtb"
+        + (
+            f"; driver domain (dom0) ramdisk {dom0.ramdisk_size / 2**20:.1f} MiB"
+            if dom0 is not None
+            else ""
+        ),
         file=sys.stderr,
     )
-    return [dist / f"{name}.xen", dist / f"{name}.dtb", dist / f"{name}.kernel", image.initrd]
+    return written
 
 
-def xen_qemu_command(name: str, dtb: str) -> list[str]:
+def xen_qemu_command(
+    name: str,
+    dtb: str,
+    *,
+    initrd: str | None = None,
+    dom0: bool = False,
+    devices: list[str] | None = None,
+) -> list[str]:
+    """Xen under QEMU with the dom0less guest (and, with ``dom0``, the driver domain)
+    placed where the tree says; ``devices`` are QEMU's NIC arguments (dom0's NIC)."""
+    loaders = [
+        (f"{name}.kernel", KERNEL_ADDR),
+        (initrd or f"{name}.initrd", RAMDISK_ADDR),
+    ]
+    if dom0:
+        loaders += [
+            (f"{name}.kernel", DOM0_KERNEL_ADDR),
+            (f"{name}.dom0.initrd", DOM0_RAMDISK_ADDR),
+        ]
     return [
         "qemu-system-aarch64",
         "-accel",
@@ -202,10 +283,12 @@ def xen_qemu_command(name: str, dtb: str) -> list[str]:
         f"{name}.xen",
         "-dtb",
         dtb,
-        "-device",
-        f"loader,file={name}.kernel,addr={KERNEL_ADDR:#x},force-raw=on",
-        "-device",
-        f"loader,file={name}.initrd,addr={RAMDISK_ADDR:#x},force-raw=on",
+        *[
+            arg
+            for path, addr in loaders
+            for arg in ("-device", f"loader,file={path},addr={addr:#x},force-raw=on")
+        ],
+        *(devices or []),
     ]
 
 
@@ -215,14 +298,39 @@ def run_xen(ctx: ArtifactContext, argv: list[str]) -> int:
     if not info_path.exists():
         raise MirageError(f"{dist / name}.dtb does not exist", hint="run 'mirage build' first")
     info = json.loads(info_path.read_text())
-    dtb = f"{name}.dtb"
-    if argv:
-        # The runtime arguments ride on the guest's command line, in the tree.
-        dtb = f"{name}.run.dtb"
-        blob = set_guest_bootargs((dist / f"{name}.dtb").read_bytes(), _cmdline("ttyAMA0", argv))
-        (dist / dtb).write_bytes(blob)
+    options, guest_argv = split_run_options(argv)
+    timeout = run_timeout(options)
+    initrd = Path(f"{name}.initrd")
+    if info.get("path_args"):
+        guest_argv, booted = host_files(
+            info, guest_argv, dist / initrd, dist / f"{name}.run.initrd"
+        )
+        initrd = Path(booted.name)
+    net_args, words, guest_argv = guest_boot(info, guest_argv, options)
+    size = (dist / initrd).stat().st_size
+    if info.get("dom0") and RAMDISK_ADDR + size > DOM0_KERNEL_ADDR:
+        raise MirageError(
+            f"the guest's ramdisk with the run's files is {size / 2**20:.1f} MiB, more than"
+            f" the {(DOM0_KERNEL_ADDR - RAMDISK_ADDR) / 2**20:.0f} MiB below dom0's kernel",
+            hint="pass smaller files",
+        )
+    # The runtime arguments ride on the guest's command line, in the tree.
+    dtb = f"{name}.run.dtb"
+    blob = set_guest_bootargs(
+        (dist / f"{name}.dtb").read_bytes(),
+        kernel_command_line("ttyAMA0", words, guest_argv),
+        ramdisk_size=size,
+    )
+    (dist / dtb).write_bytes(blob)
+    command = xen_qemu_command(
+        name, dtb, initrd=str(initrd), dom0=bool(info.get("dom0")), devices=_mmio_nic(net_args)
+    )
     return stream(
-        xen_qemu_command(name, dtb), dist, domain=1, timeout=info["timeout"], timeout_hint=_HINT
+        command,
+        dist,
+        domain=1,
+        timeout=timeout if timeout is not None else info["timeout"],
+        timeout_hint=_HINT,
     )
 
 

@@ -307,13 +307,15 @@ def build_initramfs(
     own_stack: bool = False,
     kernel_modules: Iterable[str] = (),
     disk: bool = False,
+    nic_wait: float = 0,
 ) -> Image:
     """The initramfs for ``ctx``'s application. ``network``: the NIC's kernel modules
     go in and ``/init`` brings the NIC up; ``own_stack``: the application's own
     TCP/IP stack takes the NIC over (``/init`` gives the kernel no address on it and
     turns off receive offloads, so that frames arrive as they were on the wire).
     ``kernel_modules``: more modules to load at boot (with their dependencies);
-    ``disk``: ``/init`` links the first disk to ``/dev/disk0``."""
+    ``disk``: ``/init`` links the first disk to ``/dev/disk0``; ``nic_wait``: seconds
+    ``/init`` waits for a NIC that its driver finds late."""
     main = ctx.gen_dir.parent / "main.py"
     main.write_text(ctx.main_source)
     init_source = (Path(__file__).parent / "_init.py").read_text()
@@ -492,6 +494,7 @@ def build_initramfs(
         "name": ctx.plan.name,
         "modules": [f"/lib/modules/{ko.name}" for ko in modules],
         "nics": ["eth0"] if network else [],
+        "nic_wait": nic_wait,
         "own_stack": own_stack,
         "disk": disk,
         "console": console,

@@ -148,6 +148,19 @@ def disk_link() -> None:
         time.sleep(0.01)
 
 
+def wait_for_nic(name: str, seconds: float) -> None:
+    """A NIC whose driver finds it late (Xen's netfront in a dom0less guest, once the
+    driver domain has written its xenstore nodes): wait up to ``seconds`` for it."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(f"/sys/class/net/{name}"):
+        if time.monotonic() > deadline:
+            if seconds:
+                print(f"mirage-vm: no {name} appeared within {seconds:g} s", flush=True)
+            return
+        time.sleep(0.02)
+    trace(f"{name} present")
+
+
 def main() -> int:
     trace(f"init started at {_STARTED:.3f}")
     with open("/etc/mirage.json") as f:
@@ -170,6 +183,7 @@ def main() -> int:
         disk_link()
     link_up("lo")
     for nic in config.get("nics", []):
+        wait_for_nic(nic, config.get("nic_wait", 0))
         if os.path.exists(f"/sys/class/net/{nic}"):
             if config.get("own_stack"):
                 receive_offloads_off(nic)

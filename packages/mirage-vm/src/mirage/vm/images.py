@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
 from ._console import MARKER, ConsoleFilter, Seen, stream
+from ._cpio import CpioWriter
 from ._debs import cache_dir, fetch, kernel_package, unpack
 from ._elf import has_pvh_entry, needed_libraries
 from ._image import Image, build_initramfs, find_kernel
+from ._image import _kernel_modules as kernel_modules
 from ._net import (
     NIC,
     Netdev,
@@ -44,6 +46,7 @@ __all__ = [
     "Seen",
     "Arch",
     "ConsoleFilter",
+    "CpioWriter",
     "Image",
     "Netdev",
     "build_initramfs",
@@ -57,6 +60,7 @@ __all__ = [
     "has_pvh_entry",
     "host_files",
     "kernel_command_line",
+    "kernel_modules",
     "kernel_package",
     "needed_libraries",
     "needs_network",

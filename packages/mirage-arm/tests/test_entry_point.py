@@ -24,7 +24,7 @@ def test_registers_its_targets_and_keys() -> None:
     )
     assert registry.failures == []
     assert registry.registered_by(PluginInfo("arm")) == {
-        "keys": ["arm-timeout", "board"],
+        "keys": ["arm-timeout", "arm-xenstored", "board"],
         "targets": ["arm", "xen-arm64"],
     }
     assert registry.keys["board"].value.choices == (

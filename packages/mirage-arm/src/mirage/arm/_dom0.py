@@ -4,21 +4,40 @@ Xen on ARM's PV network needs a backend domain with xenstore. The guest stays a
 dom0less guest (Xen builds it at boot from the device tree, marked ``xen,enhanced``);
 dom0 boots beside it with the same Debian kernel and a ramdisk made of the guest's own
 (for its Python and libc) with a second cpio archive appended: Debian's Xen tools
-(``xenstored``, ``xen-init-dom0``, ``init-dom0less``, ``xenstore-write``/``-chmod``)
+(``xen-init-dom0``, ``init-dom0less``, ``xenstore-write``/``-chmod``)
 with the shared libraries their ``DT_NEEDED`` entries name, the kernel modules for the
 Xen devices, netback, the bridge and the NIC (dependencies from the modules' own
 metadata), and :mod:`mirage.arm._dom0_init` as ``/init``.
+
+The xenstore daemon is mirage-xen's by default (``--arm-xenstored mirage``): its
+package, cffi (from the guest architecture's wheel, for the ``/dev/xen`` ioctls) and
+pycparser go in as bytecode under ``/usr/lib/mirage-xenstored``, with the standard
+library modules a trace of its imports on the build host finds (the runtime's own
+files) and ``libatomic``; it then serves dom0's kernel, Debian's tools and the guest.
+``--arm-xenstored xen`` runs Debian's ``xenstored`` instead.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import io
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mirage.core import MirageError
-from mirage.vm.images import CpioWriter, kernel_modules, needed_libraries
+from mirage.vm.images import (
+    PY,
+    Arch,
+    CpioWriter,
+    compile_pyc,
+    foreign_wheel,
+    kernel_modules,
+    needed_libraries,
+    stdlib_for,
+)
 
 __all__ = [
     "DOM0_MODULES",
@@ -45,11 +64,12 @@ DOM0_PACKAGES = (
     "libyajl2",
     "libfdt1",
     "libuuid1",
+    "libatomic1",  # cffi's atomics in mirage-xen's /dev/xen code
 )
 """Debian's Xen userspace for dom0, and the libraries it loads."""
 
+XEN_XENSTORED = "usr/lib/xen-4.17/bin/xenstored"
 TOOLS = (
-    "usr/lib/xen-4.17/bin/xenstored",
     "usr/lib/xen-4.17/bin/xen-init-dom0",
     "usr/lib/xen-4.17/bin/init-dom0less",
     "usr/bin/xenstore-write",
@@ -70,6 +90,8 @@ DOM0_MODULES = (
 the backend, the bridge, and QEMU's NIC (``virtio-net-device`` on the virtio-mmio
 bus)."""
 
+XENSTORED_HOME = "usr/lib/mirage-xenstored"
+XENSTORED_CHOICES = ("mirage", "xen")
 GUEST_NIC_MODULES = ("xen-netfront",)
 GUEST_MAC = "00:16:3e:00:00:01"  # Xen's OUI
 GUEST_DOMAIN = 1
@@ -88,7 +110,8 @@ class Dom0:
     bootargs: str = "console=hvc0 quiet"
 
 
-def _libraries(root: Path, triplet: str, binaries: list[bytes]) -> dict[str, Path]:
+def _libraries(root: Path, triplet: str, binaries: list[bytes]) -> dict[str, Path] | str:
+    """The libraries ``binaries`` need, transitively, or the name of a missing one."""
     dirs = [root / "lib" / triplet, root / "usr" / "lib" / triplet]
     found: dict[str, Path] = {}
     todo = list(binaries)
@@ -98,41 +121,123 @@ def _libraries(root: Path, triplet: str, binaries: list[bytes]) -> dict[str, Pat
                 continue
             path = next((d / soname for d in dirs if (d / soname).exists()), None)
             if path is None:
-                raise MirageError(
-                    f"dom0's Xen tools need {soname}, which none of Debian's packages"
-                    f" fetched for it holds ({', '.join(DOM0_PACKAGES)})"
-                )
+                return soname
             found[soname] = path.resolve()
             todo.append(found[soname].read_bytes())
     return found
 
 
+_XENSTORED_TRACE = "import mirage.xen.xenstore._daemon\nimport mirage.xen.linux\n"
+
+
+def _package_folder(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise MirageError(f"the build's environment has no {name} package", hint="pip install cffi")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _package_tree(folder: Path, arc: str) -> list[tuple[str, bytes, int]]:
+    """A pure-Python package as sourceless bytecode under ``XENSTORED_HOME/arc``."""
+    files = []
+    for path in sorted(folder.rglob("*.py")):
+        rel = f"{arc}/{path.relative_to(folder).as_posix()}"
+        home = f"{XENSTORED_HOME}/{rel}"
+        files.append((home[:-3] + ".pyc", compile_pyc(path.read_bytes(), "/" + home), 0o644))
+    return files
+
+
+def xenstored_files(root: Path, arch: Arch) -> tuple[list[tuple[str, bytes, int]], list[bytes]]:
+    """mirage-xen's xenstored for dom0: its files, and the binaries among them (whose
+    libraries the caller adds)."""
+    import mirage.xen
+
+    xen = Path(mirage.xen.__file__).parent
+    files = _package_tree(xen, "mirage/xen")
+    files += _package_tree(_package_folder("pycparser"), "pycparser")
+    wheel = foreign_wheel("cffi", importlib.metadata.version("cffi"), arch)
+    binaries: list[bytes] = []
+    for path in sorted(p for p in wheel.rglob("*") if p.is_file()):
+        rel = path.relative_to(wheel).as_posix()
+        if rel.startswith("cffi/") and rel.endswith(".py"):
+            home = f"{XENSTORED_HOME}/{rel}"
+            files.append((home[:-3] + ".pyc", compile_pyc(path.read_bytes(), "/" + home), 0o644))
+        elif rel.endswith(".so") or ".so." in rel:
+            data = path.read_bytes()
+            files.append((f"{XENSTORED_HOME}/{rel}", data, 0o755))
+            binaries.append(data)
+    # The standard library it imports, from the runtime: a trace on the build host.
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp)
+        (staged / "mirage").mkdir()
+        (staged / "mirage" / "xen").symlink_to(xen)
+        script = staged / "trace.py"
+        script.write_text(_XENSTORED_TRACE)
+        site = _package_folder("cffi").parent  # cffi, _cffi_backend and pycparser
+        stdlib = stdlib_for(root, arch, [script], [staged, site])
+    for path in stdlib.values():
+        rel = path.relative_to(root).as_posix()
+        if path.suffix == ".py":
+            files.append((rel[:-3] + ".pyc", compile_pyc(path.read_bytes(), "/" + rel), 0o644))
+        else:
+            data = path.read_bytes()
+            if isinstance(_libraries(root, arch.triplet, [data]), str):
+                continue  # optional to what imports it (asyncio's ssl), as in the guest
+            files.append((rel, data, 0o755))
+            binaries.append(data)
+    atomic = next(iter(sorted((root / "usr" / "lib" / arch.triplet).glob("libatomic.so.1*"))), None)
+    if atomic is None:
+        raise MirageError("the runtime holds no libatomic.so.1 (Debian's libatomic1)")
+    data = atomic.read_bytes()
+    files.append((f"lib/{arch.triplet}/libatomic.so.1", data, 0o755))
+    binaries.append(data)
+    return files, binaries
+
+
 def driver_domain(
     root: Path,
     kernel_version: str,
-    triplet: str,
+    arch: Arch,
     base_initrd: bytes,
     *,
-    finit_module: int,
-    reboot: int,
+    xenstored: str = "mirage",
     trace: bool = False,
 ) -> bytes:
     """dom0's ramdisk: ``base_initrd`` (the guest's, for its Python and libc) with
-    the Xen tools, their libraries, dom0's kernel modules and its ``/init`` appended."""
-    missing = [tool for tool in TOOLS if not (root / tool).is_file()]
+    the Xen tools, their libraries, dom0's kernel modules, the xenstore daemon
+    (``xenstored``: ``mirage`` or ``xen``) and its ``/init`` appended."""
+    if xenstored not in XENSTORED_CHOICES:
+        raise MirageError(
+            f"no xenstored {xenstored!r}",
+            where="--arm-xenstored",
+            hint=f"choose one of: {', '.join(XENSTORED_CHOICES)}",
+        )
+    triplet = arch.triplet
+    tools = [*TOOLS, *([XEN_XENSTORED] if xenstored == "xen" else [])]
+    missing = [tool for tool in tools if not (root / tool).is_file()]
     if missing:
         raise MirageError(
             f"the Xen userspace packages hold no {', '.join(missing)}",
             hint=f"they come from Debian's {DOM0_PACKAGES[0]} for arm64",
         )
-    binaries = [(root / tool).read_bytes() for tool in TOOLS]
+    binaries = [(root / tool).read_bytes() for tool in tools]
+    extra: list[tuple[str, bytes, int]] = []
+    if xenstored == "mirage":
+        extra, extra_binaries = xenstored_files(root, arch)
+        binaries += extra_binaries
     libraries = _libraries(root, triplet, binaries)
+    if isinstance(libraries, str):
+        raise MirageError(
+            f"dom0's programs need {libraries}, which none of Debian's packages fetched for"
+            f" it holds ({', '.join(DOM0_PACKAGES)})"
+        )
     # Modules the kernel has built in are not files: kernel_modules skips them.
     modules = kernel_modules(root, kernel_version, DOM0_MODULES)
     config = {
         "modules": [f"/lib/modules/dom0/{m.name}" for m in modules],
-        "finit_module": finit_module,
-        "reboot": reboot,
+        "finit_module": arch.finit_module,
+        "reboot": arch.reboot,
+        "xenstored": xenstored,
         "guest": GUEST_DOMAIN,
         "mac": GUEST_MAC,
         "uplink": UPLINK,
@@ -145,6 +250,9 @@ def driver_domain(
     made: set[str] = set()
 
     def file(path: str, data: bytes, mode: int) -> None:
+        if path in made:
+            return  # a library two programs need, or a module twice
+        made.add(path)
         parts = path.split("/")
         for i in range(1, len(parts)):
             folder = "/".join(parts[:i])
@@ -153,13 +261,15 @@ def driver_domain(
                 cpio.directory(folder)
         cpio.file(path, data, mode)
 
-    for tool, data in zip(TOOLS, binaries, strict=True):
-        file(tool, data, 0o755)
-    for soname, path in sorted(libraries.items()):
-        file(f"lib/{triplet}/{soname}", path.read_bytes(), 0o755)
+    for tool in tools:
+        file(tool, (root / tool).read_bytes(), 0o755)
+    for arc, data, mode in extra:
+        file(arc, data, mode)
+    for soname, library in sorted(libraries.items()):
+        file(f"lib/{triplet}/{soname}", library.read_bytes(), 0o755)
     for module in modules:
         file(f"lib/modules/dom0/{module.name}", module.read_bytes(), 0o644)
     file("etc/mirage-dom0.json", json.dumps(config, indent=1).encode(), 0o644)
-    file("init", b"#!/usr/bin/python3.11 -IS\n" + init, 0o755)
+    file("init", f"#!/usr/bin/{PY} -IS\n".encode() + init, 0o755)
     cpio.close()
     return base_initrd + buf.getvalue()

@@ -30,6 +30,7 @@ XEN_BIN = "/usr/lib/xen-4.17/bin"
 XENSTORE_WRITE = "/usr/bin/xenstore-write"
 XENSTORE_CHMOD = "/usr/bin/xenstore-chmod"
 BRIDGE = "xenbr0"
+MIRAGE_XENSTORED = "/usr/lib/mirage-xenstored"  # mirage-xen and cffi, as bytecode
 _SIOCGIFFLAGS, _SIOCSIFFLAGS = 0x8913, 0x8914
 _SIOCBRADDBR, _SIOCBRADDIF = 0x89A0, 0x89A2
 _IFF_UP = 0x1
@@ -164,7 +165,22 @@ def main() -> None:
     if not os.path.exists("/var/run"):
         os.symlink("/run", "/var/run")
     mount("xenfs", "/proc/xen", "xenfs")
-    spawn([f"{XEN_BIN}/xenstored", "--no-fork", "--pid-file", "/run/xenstored.pid"])
+    if config.get("xenstored") == "mirage":
+        # mirage-xen's xenstored: dom0's kernel's ring (it signals the port, after
+        # which the kernel probes netback), Debian's tools on the socket, then the
+        # guest's ring once init-dom0less introduces it.
+        spawn(
+            [
+                sys.executable,
+                "-IS",
+                "-c",
+                f"import sys; sys.path.insert(0, {MIRAGE_XENSTORED!r});"
+                " from mirage.xen.xenstore._daemon import main;"
+                " main(['--linux-dom0', '--socket', '/run/xenstored/socket'])",
+            ]
+        )
+    else:
+        spawn([f"{XEN_BIN}/xenstored", "--no-fork", "--pid-file", "/run/xenstored.pid"])
     wait_for("/run/xenstored/socket", 60, "xenstored's socket")
     run([f"{XEN_BIN}/xen-init-dom0"])
     run([f"{XEN_BIN}/init-dom0less"])
@@ -173,6 +189,7 @@ def main() -> None:
     run([XENSTORE_WRITE, f"/local/domain/0/backend/vif/{guest}", ""])
     run([XENSTORE_CHMOD, f"/local/domain/0/backend/vif/{guest}", "n0", f"r{guest}"])
     run([XENSTORE_WRITE, *vif_nodes(guest, config["mac"])])
+    trace(config, "vif written")
     uplink, vif = config["uplink"], f"vif{guest}.0"
     wait_for(f"/sys/class/net/{uplink}", 60, f"dom0's NIC {uplink}")
     wait_for(f"/sys/class/net/{vif}", 60, f"the guest's backend interface {vif}")

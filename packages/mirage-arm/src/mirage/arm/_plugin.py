@@ -21,6 +21,13 @@ _REQUIRES = (
 KEYS = (
     Key("board", "str", "virt-aarch64", "the ARM board profile of the arm target", BOARD_NAMES),
     Key("arm-timeout", "int", 300, "seconds mirage run waits for an ARM guest's exit status"),
+    Key(
+        "arm-xenstored",
+        "str",
+        "mirage",
+        "xen-arm64's driver domain runs mirage-xen's xenstored (mirage) or Debian's (xen)",
+        ("mirage", "xen"),
+    ),
 )
 
 

@@ -209,10 +209,9 @@ def build_xen(ctx: ArtifactContext) -> list[Path]:
         ramdisk = driver_domain(
             root,
             version,
-            arch.triplet,
+            arch,
             image.initrd.read_bytes(),
-            finit_module=arch.finit_module,
-            reboot=arch.reboot,
+            xenstored=str(keys.get("arm-xenstored") or "mirage"),
         )
         (dist / f"{name}.dom0.initrd").write_bytes(ramdisk)
         written.append(dist / f"{name}.dom0.initrd")

@@ -4,13 +4,16 @@ images with: the distribution packages, the initramfs writer, the guest network
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
 from ._console import MARKER, ConsoleFilter, Seen, stream
 from ._cpio import CpioWriter
 from ._debs import cache_dir, fetch, kernel_package, unpack
 from ._elf import has_pvh_entry, needed_libraries
-from ._image import Image, build_initramfs, find_kernel
+from ._image import _SKIP_STDLIB, PY, Image, _Stdlib, build_initramfs, find_kernel, trace_imports
 from ._image import _kernel_modules as kernel_modules
+from ._image import _pyc as compile_pyc
 from ._net import (
     NIC,
     Netdev,
@@ -34,6 +37,7 @@ from ._target import (
     stream_console,
 )
 from ._target import _needs_network as needs_network
+from ._wheels import fetch_wheel, unpack_wheel
 
 __all__ = [
     "ARCHES",
@@ -42,6 +46,7 @@ __all__ = [
     "GUEST_IPV4",
     "MARKER",
     "NIC",
+    "PY",
     "RUNTIME_PACKAGES",
     "Seen",
     "Arch",
@@ -51,10 +56,12 @@ __all__ = [
     "Netdev",
     "build_initramfs",
     "cache_dir",
+    "compile_pyc",
     "direct_boot",
     "disk_args",
     "disk_notes",
     "fetch",
+    "foreign_wheel",
     "find_kernel",
     "guest_boot",
     "has_pvh_entry",
@@ -70,7 +77,26 @@ __all__ = [
     "run_timeout",
     "split_run_options",
     "stack_kind",
+    "stdlib_for",
     "stream",
     "stream_console",
     "unpack",
 ]
+
+
+def stdlib_for(
+    root: Path, arch: Arch, scripts: list[Path], search_path: list[Path]
+) -> dict[str, Path]:
+    """The files of the runtime's standard library (under ``root``) that ``scripts``
+    import when run on the build host with ``search_path`` (a trace, as for an
+    application), with the modules those import within their own packages."""
+    traced = trace_imports(scripts, search_path)
+    stdlib = _Stdlib(root, arch)
+    stdlib.add(n for n in traced if n.split(".")[0] not in _SKIP_STDLIB)
+    return dict(stdlib.files)
+
+
+def foreign_wheel(project: str, version: str, arch: Arch) -> Path:
+    """The unpacked wheel of ``project`` ``version`` for ``arch`` (CPython 3.11),
+    downloaded by pip unless the cache has it."""
+    return unpack_wheel(fetch_wheel(project, version, arch.name))

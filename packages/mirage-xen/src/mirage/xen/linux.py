@@ -310,6 +310,9 @@ def xenbus_backend_ring() -> tuple[memoryview, int]:
 class LinuxDomain:
     """This Linux domain (``domid`` as xenstore's ``domid`` node says) on a Xen host."""
 
+    introduce_names_frames = True
+    """xenstore's INTRODUCE names a real guest's ring by its frame, not a grant."""
+
     def __init__(self, domid: int) -> None:
         why = available()
         if why is not None:

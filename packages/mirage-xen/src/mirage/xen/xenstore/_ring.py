@@ -9,8 +9,13 @@ signals the event channel after producing or consuming.
 The guest shares the page and an unbound port with the xenstore domain; the toolstack
 tells xenstored with INTRODUCE (domain, page, port), and xenstored maps the page and
 binds the port. In the simulated hypervisor the page is named by its grant
-reference. An impossible ring index makes xenstored write ``error = 2``
-(``XENSTORE_ERROR_RINGIDX``) and stop serving the domain, as Xen's does.
+reference; on a real Xen, INTRODUCE names the page's frame, and the toolstack has put
+the page in the guest's grant table at ``GNTTAB_RESERVED_XENSTORE`` (1), which is
+what xenstored maps (as Xen's own xenstored does, without privileged foreign mapping).
+Once bound, the port is signalled: a guest whose xenstore is connected late (a
+dom0less guest of Xen on ARM, set up by ``init-dom0less``) waits for that. An
+impossible ring index makes xenstored write ``error = 2`` (``XENSTORE_ERROR_RINGIDX``)
+and stop serving the domain, as Xen's does.
 """
 
 from __future__ import annotations
@@ -60,6 +65,10 @@ def _rings(memory: memoryview) -> tuple[ByteRing, ByteRing]:
         ByteRing(memory, REQ, SIZE, REQ_CONS, REQ_PROD),
         ByteRing(memory, RSP, SIZE, RSP_CONS, RSP_PROD),
     )
+
+
+GNTTAB_RESERVED_XENSTORE = 1
+"""The grant reference under which a guest's xenstore page is shared (``grant_table.h``)."""
 
 
 class _RingPipe:
@@ -187,6 +196,8 @@ class RingConnection:
     """xenstored's end of one domain's ring."""
 
     def __init__(self, domain: Domain, domid: int, ref: int, remote_port: int) -> None:
+        if getattr(domain, "introduce_names_frames", False):
+            ref = GNTTAB_RESERVED_XENSTORE
         mapping = domain.gnttab.map(domid, [ref])
         try:
             port = domain.evtchn.bind_interdomain(domid, remote_port)
@@ -194,6 +205,7 @@ class RingConnection:
             domain.gnttab.unmap(mapping)
             raise
         self._attach(domain, domid, mapping.memory, port, mapping)
+        domain.evtchn.notify(port)
 
     @classmethod
     def local(
@@ -205,6 +217,9 @@ class RingConnection:
         self = cls.__new__(cls)
         port = domain.evtchn.bind_interdomain(domid, remote_port)
         self._attach(domain, domid, memory, port, None)
+        # The dom0 kernel's xenbus counts xenstored as started at its first event
+        # (then probes its backends and frontends), as Xen's xenstored sends at start.
+        domain.evtchn.notify(port)
         return self
 
     def _attach(

@@ -63,6 +63,32 @@ def test_hello_boots_and_passes_runtime_arguments(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.splitlines() == ["hi from a guest", "hi from a guest"]
+    # /init is compiled ahead (a stub imports it), and so is what the imports compile.
+    assert b"usr/lib/python3.11/_mirage_vm_init.pyc" in data and b"etc/mirage.cache" in data
+    # Traced, the guest says how much of that it took and where the time went.
+    from mirage.vm._target import qemu_command
+
+    command = qemu_command(project / "dist", "hello", ["--count", "1", "--delay-ms", "0"])
+    command[command.index("-append") + 1] += " MIRAGE_TRACE=1"
+    booted = subprocess.run(
+        command, cwd=project / "dist", capture_output=True, text=True, timeout=180
+    )
+    lines = [
+        line.partition("mirage-vm: ")[2]
+        for line in booted.stdout.splitlines()
+        if "mirage-vm: " in line
+    ]
+    steps = [line.split(" ")[1:] for line in lines if line[:1].isdigit()]  # "<time> <what>"
+    prepared = next((step for step in steps if step[0] == "prepared:"), None)
+    assert prepared is not None, booted.stdout[-3000:]
+    assert int(prepared[1]) > 0 and int(prepared[4]) > 0, lines  # functions, expressions
+    assert [step[0] for step in steps if step[0] not in ("prepared:", "kernel")] == [
+        "init",
+        "modules",
+        "importing",
+        "running",
+    ], lines
+    assert "mirage-vm: exit status 0" in booted.stdout
 
 
 def test_the_application_exit_status_comes_back(tmp_path: Path) -> None:

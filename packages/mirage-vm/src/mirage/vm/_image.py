@@ -13,7 +13,10 @@ The initramfs holds, and holds only:
   ``cryptography`` (with ``_cffi_backend``) of the build's environment;
 - the kernel modules the chosen devices need, with their dependencies read from each
   module's ``.modinfo``;
-- the device nodes CPython needs before devtmpfs is mounted, and ``/init``.
+- what the application's imports would compile at every boot, compiled ahead
+  (``/etc/mirage.cache``, see :mod:`mirage.vm._record`);
+- the device nodes CPython needs before devtmpfs is mounted, ``/init``'s bytecode and
+  ``/init`` (which imports it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import importlib._bootstrap_external as external
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -41,6 +45,7 @@ __all__ = ["Image", "build_initramfs", "find_kernel"]
 PY = "python3.11"
 STDLIB = f"usr/lib/{PY}"
 NET_MODULES = ("virtio_net", "virtio_pci")
+INIT_MODULE = "_mirage_vm_init"  # /init's code, in the image's standard-library folder
 
 
 @dataclass
@@ -92,6 +97,33 @@ def trace_imports(scripts: Iterable[Path], search_path: Iterable[Path]) -> set[s
             hint="the generated main must import cleanly on the build host",
         )
     return set(result.stdout.split())
+
+
+def _start_recording(
+    scripts: Iterable[Path], search_path: Iterable[Path], out: Path
+) -> subprocess.Popen[bytes]:
+    """Runs the scripts with :mod:`mirage.vm._record` recording the work their imports
+    do that the build can do ahead (alongside :func:`trace_imports`)."""
+    out.unlink(missing_ok=True)
+    paths = os.pathsep.join(str(p) for p in search_path)
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", str(Path(__file__).parent / "_record.py"), str(out), paths]
+        + [str(s) for s in scripts],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _recorded(recorder: subprocess.Popen[bytes], out: Path) -> bytes | None:
+    """The boot cache :func:`_start_recording` wrote, or None if it failed (the image
+    then does without, and the build says so: the cache only saves time)."""
+    _, errors = recorder.communicate()
+    if recorder.returncode != 0 or not out.is_file():
+        last = errors.decode(errors="replace").strip().splitlines()[-1:]
+        why = " ".join(last) or "no output"
+        print(f"note: no boot cache in the image ({why})", file=sys.stderr)
+        return None
+    return out.read_bytes()
 
 
 class _Stdlib:
@@ -354,7 +386,14 @@ def build_initramfs(
             "    importlib.import_module(name)\n"
         )
         scripts.append(tls_trace)
-    traced = trace_imports(scripts, [staged])
+    recorder = _start_recording(scripts, [staged], ctx.gen_dir.parent / "vm-boot.cache")
+    try:
+        traced = trace_imports(scripts, [staged])
+    except BaseException:
+        recorder.kill()
+        recorder.communicate()
+        raise
+    boot_cache = _recorded(recorder, ctx.gen_dir.parent / "vm-boot.cache")
     if isinstance(extras, list) and extras:
         # The trace ran on the build's own (compiled) packages; the image takes its own.
         extras = _for_arch(extras, arch)
@@ -502,7 +541,13 @@ def build_initramfs(
         "reboot": arch.reboot,
     }
     file("etc/mirage.json", json.dumps(config, indent=1).encode())
-    file("init", f"#!/usr/bin/{PY} -IS\n".encode() + init_source.encode(), 0o755)
+    if boot_cache is not None:
+        file("etc/mirage.cache", boot_cache)
+    # /init imports its code, compiled here: only its two lines are compiled at boot.
+    file(f"{STDLIB}/{INIT_MODULE}.pyc", _pyc(init_source.encode(), f"/{STDLIB}/{INIT_MODULE}.py"))
+    file(
+        "init", f"#!/usr/bin/{PY} -IS\nimport {INIT_MODULE}\n{INIT_MODULE}.boot()\n".encode(), 0o755
+    )
     cpio.close()
 
     out.parent.mkdir(parents=True, exist_ok=True)

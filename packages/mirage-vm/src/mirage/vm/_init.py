@@ -1,27 +1,112 @@
 """PID 1 of a mirage VM image: the only process in the machine.
 
-Copied into the initramfs as ``/init`` (with a shebang naming the image's Python) and
-run by the kernel. It mounts what CPython and the devices need, loads the kernel
-modules listed in ``/etc/mirage.json`` (dependencies first), brings up the loopback
-and, if asked, configures the NIC, then runs the generated ``main`` from ``/app`` with
-the runtime arguments that came on the kernel command line (``MIRAGE_ARGV``, base64
-of a JSON list), prints ``mirage-vm: exit status N`` and powers the machine off.
+Its bytecode goes into the initramfs as the module ``_mirage_vm_init`` of the image's
+standard-library folder, and ``/init`` is a script of two lines (after a shebang naming
+the image's Python) that imports it and calls :func:`boot`, so that no source is
+compiled at boot. It mounts what CPython and the devices need, loads the kernel modules listed
+in ``/etc/mirage.json`` (dependencies first), brings up the loopback and, if asked,
+configures the NIC, then runs the generated ``main`` from ``/app`` with the runtime
+arguments that came on the kernel command line (``MIRAGE_ARGV``, base64 of a JSON
+list), prints ``mirage-vm: exit status N`` and powers the machine off.
+
+Before the imports it takes the work done ahead at build time from ``/etc/mirage.cache``
+(see :mod:`mirage.vm._record`): the functions that ``dataclasses`` would compile from
+generated source, and the regular expressions the imports compile.
 
 Standard library only; nothing here runs on the build host.
 """
 
+import gc
+import os
+import sys
 import time
 
 _STARTED = time.clock_gettime(time.CLOCK_BOOTTIME)
+# Imports make many objects and few cycles: the collector, run every few hundred
+# allocations, costs about a tenth of the import time. Off until the application is
+# imported; what the imports made is then frozen out of later collections.
+_AS_INIT = __name__ in ("__main__", "_mirage_vm_init")  # not imported by the build or tests
+if _AS_INIT:
+    gc.disable()
+
+BOOT_CACHE = "/etc/mirage.cache"
+
+
+def use_boot_cache(path: str = BOOT_CACHE) -> tuple[int, int]:
+    """Take what the build prepared (:mod:`mirage.vm._record`: generated source ->
+    code object, and ``(pattern, flags)`` -> the arguments of ``_sre.compile``) into
+    ``dataclasses``, ``collections`` (namedtuple) and ``re``. Each is used only for
+    exactly the text or pattern recorded; anything else is compiled as before. Returns
+    how many functions (and expressions) and how many patterns it took."""
+    try:
+        with open(path, "rb") as f:
+            import marshal
+
+            # Read whole: marshal.load(f) reads the file piece by piece.
+            functions, magic, patterns, expressions = marshal.loads(f.read())
+        if not all(isinstance(d, dict) for d in (functions, patterns, expressions)):
+            return 0, 0
+    except (OSError, ValueError, EOFError, TypeError):
+        return 0, 0  # none, or not one this interpreter reads: it only saves time
+    import builtins
+
+    def prepared(module: object, mode: str, recorded: dict[str, object]) -> object:
+        """``exec`` or ``eval`` for ``module``'s globals, taking recorded code."""
+        run = getattr(builtins, mode)
+        module_globals = vars(module)
+
+        def run_prepared(source, globals=None, locals=None, /):  # type: ignore[no-untyped-def]
+            # The modules call exec(text, globals, namespace) and eval(text, namespace);
+            # a None stands for the caller's (the module's) globals, as with exec.
+            code = recorded.get(source) if isinstance(source, str) else source
+            if code is None:
+                code = compile(source, "<string>", mode, dont_inherit=True)
+            return run(code, module_globals if globals is None else globals, locals)
+
+        return run_prepared
+
+    if functions:
+        import dataclasses
+
+        dataclasses.exec = prepared(dataclasses, "exec", functions)  # type: ignore[attr-defined]
+    if expressions:
+        import collections
+
+        collections.eval = prepared(collections, "eval", expressions)  # type: ignore[attr-defined]
+    import _sre  # type: ignore[import-not-found]
+
+    if patterns and magic == _sre.MAGIC:
+        import re._compiler as compiler  # type: ignore[import-not-found]
+
+        original = compiler.compile
+
+        def compile_prepared(p, flags=0):  # type: ignore[no-untyped-def]
+            if isinstance(p, (str, bytes)):
+                found = patterns.get((p, flags))
+                if found is not None:
+                    return _sre.compile(p, *found)
+            return original(p, flags)
+
+        compiler.compile = compile_prepared
+    else:
+        patterns = {}
+    return len(functions) + len(expressions), len(patterns)
+
+
+def trace(what: str) -> None:
+    """With ``MIRAGE_TRACE`` on the kernel command line: when (seconds since the
+    kernel started) ``/init`` got to ``what``."""
+    if os.environ.get("MIRAGE_TRACE"):
+        print(f"mirage-vm: {time.clock_gettime(time.CLOCK_BOOTTIME):.3f} {what}", flush=True)
+
+
+_PREPARED = use_boot_cache() if _AS_INIT else (0, 0)
 
 import base64  # noqa: E402
 import ctypes  # noqa: E402
-import gc  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
-import sys  # noqa: E402
 
 MARKER = "mirage-vm: exit status"
 
@@ -121,11 +206,35 @@ def power_off(number: int) -> None:
     _libc.syscall(number, 0xFEE1DEAD, 672274793, 0x4321FEDC, None)
 
 
-def trace(what: str) -> None:
-    """With ``MIRAGE_TRACE`` on the kernel command line: when (seconds since the
-    kernel started) ``/init`` got to ``what``."""
-    if os.environ.get("MIRAGE_TRACE"):
-        print(f"mirage-vm: {time.clock_gettime(time.CLOCK_BOOTTIME):.3f} {what}", flush=True)
+def kernel_ran_init() -> float:
+    """When (seconds since the kernel started) the kernel said it runs /init, from its
+    log (``/dev/kmsg``, read without waiting); -1.0 if that line is not there."""
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return -1.0
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except BrokenPipeError:  # the record was overwritten: read on
+                continue
+            except OSError:  # EAGAIN: no more records
+                return -1.0
+            prefix, _, text = record.partition(b";")
+            if text.startswith(b"Run /init"):
+                return int(prefix.split(b",")[2]) / 1e6
+    finally:
+        os.close(fd)
+
+
+def process_times() -> tuple[int, float, float]:
+    """This process's minor page faults and CPU time (user, system) so far, from /proc
+    (PID 1's count the kernel's start as system time)."""
+    with open("/proc/self/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[7]), int(fields[11]) / tick, int(fields[12]) / tick
 
 
 DISKS = ("/dev/vda", "/dev/xvda")
@@ -176,6 +285,11 @@ def main() -> int:
         for target in (0, 1, 2):
             os.dup2(fd, target)
         os.close(fd)
+    times = (0, 0.0, 0.0)
+    if os.environ.get("MIRAGE_TRACE"):
+        times = process_times()
+        trace(f"kernel ran /init at {kernel_ran_init():.3f}")
+        trace("prepared: {} compiled functions, {} regular expressions".format(*_PREPARED))
     for module in config.get("modules", []):
         load_module(module, config["finit_module"])
     trace("modules loaded")
@@ -196,21 +310,23 @@ def main() -> int:
     sys.path.insert(0, "/app")
     sys.argv = [config.get("name", "unikernel"), *argv]
     trace("importing the application")
-    # Imports make many objects and few cycles: the collector, run every few hundred
-    # allocations, costs about a tenth of the import time. Off while importing; what
-    # the imports made (modules, classes, functions) is then frozen out of later
-    # collections.
-    gc.disable()
+    gc.disable()  # off since /init started (see the top)
     import main as application  # type: ignore[import-not-found]  # the generated main
 
     gc.freeze()
     gc.enable()
-    trace("running the application")
+    if os.environ.get("MIRAGE_TRACE"):
+        faults, user, system = (b - a for a, b in zip(times, process_times(), strict=True))
+        trace(
+            f"running the application ({faults} page faults, CPU {user:.2f} s user"
+            f" and {system:.2f} s system since the mounts)"
+        )
 
     return int(application.main(argv))
 
 
-if __name__ == "__main__":
+def boot() -> None:
+    """Run the application as PID 1, report its exit status and power off."""
     status = 1
     number = 169
     try:
@@ -229,3 +345,7 @@ if __name__ == "__main__":
         sys.stderr.flush()
         print(f"{MARKER} {status}", flush=True)
         power_off(number)
+
+
+if __name__ == "__main__":
+    boot()

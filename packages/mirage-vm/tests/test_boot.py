@@ -231,6 +231,18 @@ def _arm64_packages_known() -> bool:
     not _arm64_packages_known(),
     reason="dpkg does not know arm64 (dpkg --add-architecture arm64 && apt-get update)",
 )
+def test_an_xz_initramfs_is_smaller_and_boots(tmp_path: Path) -> None:
+    project = copy_example("hello", tmp_path)
+    assert mirage(project, "configure", "-t", "virtio", "--vm-compress", "xz").returncode == 0
+    built = mirage(project, "build")
+    assert built.returncode == 0, built.stderr
+    data = (project / "dist" / "hello.initrd").read_bytes()
+    assert data[:6] == b"\xfd7zXZ\x00" and data[7] == 0x01  # XZ, CRC32 (what Linux reads)
+    ran = mirage(project, "run", "--count", "1", "--hello", "unpacked by the kernel", timeout=180)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.splitlines() == ["unpacked by the kernel"]
+
+
 def test_hello_boots_on_aarch64_from_an_x86_64_build(tmp_path: Path) -> None:
     project = copy_example("hello", tmp_path)
     assert mirage(project, "configure", "-t", "virtio", "--vm-arch", "aarch64").returncode == 0

@@ -399,3 +399,17 @@ def test_an_extension_without_its_sections_still_loads(tmp_path: Path) -> None:
     loaded = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert str(tmp_path) in loaded.stdout
+
+
+def test_xz_initramfs_round_trips_with_the_check_linux_reads() -> None:
+    import lzma
+
+    from mirage.vm._compress import compress_initrd, xz_initramfs
+
+    data = b"070701" + bytes(range(256)) * 64
+    for arch in ARCHES.values():
+        packed = xz_initramfs(data, arch)
+        assert packed[:6] == b"\xfd7zXZ\x00" and packed[7] == 0x01  # CRC32
+        assert lzma.decompress(packed) == data
+    with pytest.raises(MirageError, match="no initramfs compression 'zip'"):
+        compress_initrd(Path("unused"), "zip", ARCHES["x86_64"])

@@ -35,7 +35,7 @@ from mirage.vm.images import (
     compile_pyc,
     foreign_wheel,
     kernel_modules,
-    needed_libraries,
+    library_closure,
     stdlib_for,
 )
 
@@ -112,19 +112,7 @@ class Dom0:
 
 def _libraries(root: Path, triplet: str, binaries: list[bytes]) -> dict[str, Path] | str:
     """The libraries ``binaries`` need, transitively, or the name of a missing one."""
-    dirs = [root / "lib" / triplet, root / "usr" / "lib" / triplet]
-    found: dict[str, Path] = {}
-    todo = list(binaries)
-    while todo:
-        for soname in needed_libraries(todo.pop()):
-            if soname in found:
-                continue
-            path = next((d / soname for d in dirs if (d / soname).exists()), None)
-            if path is None:
-                return soname
-            found[soname] = path.resolve()
-            todo.append(found[soname].read_bytes())
-    return found
+    return library_closure(binaries, [root / "lib" / triplet, root / "usr" / "lib" / triplet])
 
 
 _XENSTORED_TRACE = "import mirage.xen.xenstore._daemon\nimport mirage.xen.linux\n"

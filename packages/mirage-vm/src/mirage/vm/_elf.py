@@ -7,8 +7,10 @@ and the string table it points at. Anything malformed gives :class:`ElfError`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-__all__ = ["ElfError", "needed_libraries", "without_sections"]
+__all__ = ["ElfError", "library_closure", "needed_libraries", "without_sections"]
 
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 _DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_STRSZ = 0, 1, 5, 10
@@ -24,6 +26,23 @@ def needed_libraries(data: bytes) -> list[str]:
         return _needed(data)
     except (struct.error, IndexError, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise ElfError(f"malformed ELF file: {exc}") from None
+
+
+def library_closure(binaries: Iterable[bytes], lib_dirs: Sequence[Path]) -> dict[str, Path] | str:
+    """The shared libraries ``binaries`` need, transitively (soname -> the file in the
+    first of ``lib_dirs`` that holds it), or the soname of the first one missing."""
+    found: dict[str, Path] = {}
+    todo = list(binaries)
+    while todo:
+        for soname in needed_libraries(todo.pop()):
+            if soname in found:
+                continue
+            path = next((d / soname for d in lib_dirs if (d / soname).exists()), None)
+            if path is None:
+                return soname
+            found[soname] = path.resolve()
+            todo.append(found[soname].read_bytes())
+    return found
 
 
 def _needed(data: bytes) -> list[str]:

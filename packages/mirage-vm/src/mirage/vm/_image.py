@@ -37,8 +37,9 @@ from mirage.core import MirageError
 from mirage.core.build import ArtifactContext, collect_modules
 
 from ._arch import Arch
+from ._compress import compress_initrd
 from ._cpio import CpioWriter
-from ._elf import ElfError, needed_libraries, without_sections
+from ._elf import ElfError, library_closure, without_sections
 
 __all__ = ["Image", "build_initramfs", "find_kernel"]
 
@@ -437,22 +438,10 @@ def build_initramfs(
 
     def closure(data: bytes) -> dict[str, Path] | str:
         """The libraries ``data`` needs, transitively, or the name of a missing one."""
-        found: dict[str, Path] = {}
-        todo = [data]
-        while todo:
-            try:
-                needed = needed_libraries(todo.pop())
-            except ElfError as exc:
-                raise MirageError(f"cannot read a runtime binary: {exc}") from None
-            for soname in needed:
-                if soname in found:
-                    continue
-                path = next((d / soname for d in lib_dirs if (d / soname).exists()), None)
-                if path is None:
-                    return soname
-                found[soname] = path.resolve()
-                todo.append(found[soname].read_bytes())
-        return found
+        try:
+            return library_closure([data], lib_dirs)
+        except ElfError as exc:
+            raise MirageError(f"cannot read a runtime binary: {exc}") from None
 
     left_out: list[str] = []
     if isinstance(extras, str):
@@ -552,6 +541,7 @@ def build_initramfs(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(buf.getvalue())
+    compress_initrd(out, dict(ctx.plan.keys).get("vm-compress"), arch)  # --vm-compress
     return Image(
         kernel=Path(),
         initrd=out,

@@ -28,6 +28,14 @@ KEYS = (
         "host TCP ports forwarded to the guest (user network): HOST:GUEST,...",
     ),
     Key(
+        "vm-compress",
+        "str",
+        "none",
+        "the initramfs as written (none: fastest to boot) or as one XZ stream (xz: the"
+        " smallest artifact; the kernel decompresses it at boot)",
+        ("none", "xz"),
+    ),
+    Key(
         "vm-disk",
         "path",
         None,

@@ -10,7 +10,7 @@ from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
 from ._console import MARKER, ConsoleFilter, Seen, stream
 from ._cpio import CpioWriter
 from ._debs import cache_dir, fetch, kernel_package, unpack
-from ._elf import has_pvh_entry, needed_libraries
+from ._elf import has_pvh_entry, library_closure, needed_libraries
 from ._image import _SKIP_STDLIB, PY, Image, _Stdlib, build_initramfs, find_kernel, trace_imports
 from ._image import _kernel_modules as kernel_modules
 from ._image import _pyc as compile_pyc
@@ -69,6 +69,7 @@ __all__ = [
     "kernel_command_line",
     "kernel_modules",
     "kernel_package",
+    "library_closure",
     "needed_libraries",
     "needs_network",
     "network_notes",

@@ -2,10 +2,14 @@
 and over HTTPS as well when it is given a certificate."""
 
 import asyncio
-from pathlib import Path
 
 from mirage.core.types import Console, KvRo, Stack
 from mirage.http import ServerConfig, StaticFiles, serve, tls_server_config
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 async def start(
@@ -28,7 +32,7 @@ async def start(
     if tls_cert or tls_key:
         if not (tls_cert and tls_key):
             raise SystemExit("static-website: HTTPS needs both --tls-cert and --tls-key")
-        tls = tls_server_config(Path(tls_cert).read_bytes(), Path(tls_key).read_bytes())
+        tls = tls_server_config(_read(tls_cert), _read(tls_key))
         await serve(stack, tls_port, site, ServerConfig(tls=tls))
         await console.log(f"static-website: serving on https://{host}:{tls_port}/")
     await asyncio.Event().wait()  # serve until stopped

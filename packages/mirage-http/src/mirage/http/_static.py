@@ -15,9 +15,9 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
 
 from mirage.core.types import KvError, KvKind, KvRo, KvValueExpected
+from mirage.http._date import format_http_date, parse_http_date
 from mirage.http._message import Request, Response
 from mirage.http._mime import content_type
 
@@ -154,7 +154,7 @@ class StaticFiles:
         ctype = content_type(key.rpartition("/")[2])
         validators = [
             (b"etag", etag.encode()),
-            (b"last-modified", formatdate(int(mtime), usegmt=True).encode()),
+            (b"last-modified", format_http_date(mtime).encode()),
             (b"accept-ranges", b"bytes"),
         ]
         if self.cache_control:
@@ -231,11 +231,8 @@ class StaticFiles:
             return _etag_matches(inm, etag, weak=True)
         ims = request.header("if-modified-since")
         if ims is not None:
-            try:
-                since = parsedate_to_datetime(ims).timestamp()
-            except (TypeError, ValueError, IndexError, OverflowError):
-                return False
-            return int(mtime) <= since
+            since = parse_http_date(ims)
+            return since is not None and int(mtime) <= since
         return False
 
     @staticmethod
@@ -245,7 +242,5 @@ class StaticFiles:
             return True
         if value.startswith('"'):
             return value == etag
-        try:
-            return int(mtime) <= parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return False
+        date = parse_http_date(value)
+        return date is not None and int(mtime) <= date

@@ -18,7 +18,6 @@ import io
 import json
 import lzma
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -181,43 +180,6 @@ def _trace(imports: Iterable[str], paths: list[Path]) -> dict[str, str | None]:
     return files
 
 
-def _kernel_modules(root: Path, version: str, wanted: Iterable[str]) -> list[Path]:
-    base = root / "lib" / "modules" / version
-    by_name = {p.name.split(".")[0].replace("-", "_"): p for p in base.rglob("*.ko")}
-    order: list[Path] = []
-
-    def visit(name: str) -> None:
-        path = by_name.get(name.replace("-", "_"))
-        if path is None or path in order:
-            return
-        match = re.search(rb"\0depends=([^\0]*)\0", b"\0" + path.read_bytes())
-        for dep in filter(None, (match.group(1).decode().split(",") if match else [])):
-            visit(dep)
-        order.append(path)
-
-    for name in wanted:
-        visit(name)
-    return order
-
-
-def _closure(data: bytes, lib_dirs: list[Path]) -> dict[str, Path] | str:
-    """The libraries ``data`` needs, transitively, or the name of a missing one."""
-    from mirage.vm.images import needed_libraries
-
-    found: dict[str, Path] = {}
-    todo = [data]
-    while todo:
-        for soname in needed_libraries(todo.pop()):
-            if soname in found:
-                continue
-            lib = next((d / soname for d in lib_dirs if (d / soname).exists()), None)
-            if lib is None:
-                return soname
-            found[soname] = lib.resolve()
-            todo.append(found[soname].read_bytes())
-    return found
-
-
 def build(
     probes: Sequence[Path],
     imports: Iterable[str],
@@ -232,7 +194,9 @@ def build(
         RUNTIME_PACKAGES,
         cache_dir,
         fetch,
+        kernel_modules,
         kernel_package,
+        library_closure,
         unpack,
     )
 
@@ -282,7 +246,7 @@ def build(
                 if not src.exists():
                     continue  # built into Debian's interpreter
                 data = src.read_bytes()
-                if isinstance(_closure(data, lib_dirs), str):
+                if isinstance(library_closure([data], lib_dirs), str):
                     continue  # optional (ssl, hashlib's OpenSSL): its libraries are not here
                 binaries.append(data)
                 cpio.file(f"usr/lib/{PY}/lib-dynload/{src.name}", data, 0o755)
@@ -316,7 +280,7 @@ def build(
     cpio.file(f"usr/bin/{PY}", python, 0o755)
     found: dict[str, Path] = {}
     for data in (python, *binaries, (lib_dirs[1] / "libatomic.so.1").read_bytes()):
-        libs = _closure(data, lib_dirs)
+        libs = library_closure([data], lib_dirs)
         if isinstance(libs, str):
             raise MirageError(f"no runtime package holds {libs}")
         found.update(libs)
@@ -331,7 +295,7 @@ def build(
         0o755,
     )
 
-    kos = _kernel_modules(root, version, modules)
+    kos = kernel_modules(root, version, modules)
     for ko in kos:
         cpio.file(f"lib/modules/{ko.name}", ko.read_bytes())
     config = {

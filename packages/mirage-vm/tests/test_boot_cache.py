@@ -135,3 +135,54 @@ def test_without_a_readable_cache_nothing_changes(tmp_path: Path) -> None:
         getattr(collections, "eval", None),
         re._compiler.compile,  # type: ignore[attr-defined]
     ) == before
+
+
+PATTERNS_CHECK = """
+import importlib.util, re, sys
+spec = importlib.util.spec_from_file_location("guest_init", {init!r})
+init = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(init)
+real_compile = re._compiler.compile
+counts = init.use_boot_cache({cache!r})
+sys.path.insert(0, {app!r})
+import sample
+assert sample.WORD == real_compile(sample.WORD.pattern, re.I)
+assert sample.RAW == real_compile(sample.RAW.pattern, 0)
+assert sample.WORD.match("Abc-12").group("word") == "Abc"
+print(*counts)
+"""
+
+
+def _use(tmp_path: Path, app: Path, cache: Path) -> tuple[int, int]:
+    check = PATTERNS_CHECK.format(init=init_module.__file__, cache=str(cache), app=str(app))
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", check], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    functions, patterns = map(int, result.stdout.split())
+    return functions, patterns
+
+
+def test_patterns_of_another_word_size_are_left_alone(tmp_path: Path) -> None:
+    """A 32-bit CPython's pattern code has other limits (MAXREPEAT 2**31 - 1): code
+    recorded by a 64-bit build must not reach it, and the reverse. The functions are
+    still taken."""
+    app, cache = _record(tmp_path)
+    functions, build, patterns, expressions = marshal.loads(cache.read_bytes())
+    assert build == record_module.sre_build() and patterns
+    magic, codesize, _, maxgroups = build
+    other = tmp_path / "other.cache"
+    other.write_bytes(
+        marshal.dumps((functions, (magic, codesize, 2**31 - 1, maxgroups), patterns, expressions))
+    )
+    taken_functions, taken_patterns = _use(tmp_path, app, other)
+    assert taken_functions >= 9 and taken_patterns == 0
+
+
+def test_a_recorded_code_this_interpreter_refuses_is_compiled_instead(tmp_path: Path) -> None:
+    app, cache = _record(tmp_path)
+    functions, build, patterns, expressions = marshal.loads(cache.read_bytes())
+    broken = {key: (flags, [99999, *code], *rest) for key, (flags, code, *rest) in patterns.items()}
+    bad = tmp_path / "bad.cache"
+    bad.write_bytes(marshal.dumps((functions, build, broken, expressions)))
+    assert _use(tmp_path, app, bad)[1] == len(patterns)  # the same patterns, compiled

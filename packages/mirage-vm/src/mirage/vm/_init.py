@@ -75,7 +75,9 @@ def use_boot_cache(path: str = BOOT_CACHE) -> tuple[int, int]:
         collections.eval = prepared(collections, "eval", expressions)  # type: ignore[attr-defined]
     import _sre  # type: ignore[import-not-found]
 
-    if patterns and magic == _sre.MAGIC:
+    # The pattern code is only for an interpreter with the recording one's code
+    # version, word size and limits (a 32-bit one's MAXREPEAT differs).
+    if patterns and magic == (_sre.MAGIC, _sre.CODESIZE, _sre.MAXREPEAT, _sre.MAXGROUPS):
         import re._compiler as compiler  # type: ignore[import-not-found]
 
         original = compiler.compile
@@ -84,7 +86,10 @@ def use_boot_cache(path: str = BOOT_CACHE) -> tuple[int, int]:
             if isinstance(p, (str, bytes)):
                 found = patterns.get((p, flags))
                 if found is not None:
-                    return _sre.compile(p, *found)
+                    try:
+                        return _sre.compile(p, *found)
+                    except (RuntimeError, TypeError, ValueError, OverflowError):
+                        del patterns[(p, flags)]  # refused by this _sre: compile it
             return original(p, flags)
 
         compiler.compile = compile_prepared

@@ -16,7 +16,9 @@ imports) that imports the application the way ``/init`` does, with all of it rec
   (flags, code, group count, group names), kept only if ``_sre.compile`` with them
   gives a pattern equal (same code) to the one ``re`` compiled.
 
-It writes them with ``marshal`` (with ``_sre.MAGIC``, the version of the pattern code);
+It writes them with ``marshal``, with what the pattern code depends on
+(:func:`sre_build`: ``_sre.MAGIC``, the version of the code, and the word size and
+limits the code embeds: a 32-bit CPython's ``MAXREPEAT`` differs from a 64-bit one's);
 the image keeps the file as ``/etc/mirage.cache``, which ``/init`` takes in before
 importing anything else (:func:`mirage.vm._init.use_boot_cache`). A text or pattern
 the guest meets that is not in the file is compiled as before, so the file only saves
@@ -101,12 +103,20 @@ def record() -> tuple[Functions, Patterns, Functions]:
     return functions, patterns, expressions
 
 
-def dump(path: str, functions: Functions, patterns: Patterns, expressions: Functions) -> None:
+def sre_build() -> tuple[int, int, int, int]:
+    """What compiled pattern code is valid for: the code's version, the size of a
+    code word, and the repeat and group limits written into the code (a 32-bit
+    CPython's differ from a 64-bit one's)."""
     import _sre
+
+    return (_sre.MAGIC, _sre.CODESIZE, _sre.MAXREPEAT, _sre.MAXGROUPS)
+
+
+def dump(path: str, functions: Functions, patterns: Patterns, expressions: Functions) -> None:
     import marshal
 
     with open(path, "wb") as f:
-        marshal.dump((functions, _sre.MAGIC, patterns, expressions), f)
+        marshal.dump((functions, sre_build(), patterns, expressions), f)
 
 
 def main(argv: list[str]) -> int:

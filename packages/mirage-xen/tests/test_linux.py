@@ -117,6 +117,56 @@ def test_ioctl_request_numbers_match_the_headers() -> None:
     )
 
 
+OUT_OF_LINE_CHECK = """
+import json, sys
+sys.modules["cffi"] = None  # an image carries only _cffi_backend
+sys.modules["pycparser"] = None
+sys.path.insert(0, {folder!r})
+import mirage_xen_linux_ffi as m
+ffi = m.ffi
+layout = {{}}
+for struct, fields in {structs!r}.items():
+    layout[struct] = ffi.sizeof("struct " + struct)
+    for f in fields:
+        layout[struct + "." + f] = ffi.offsetof("struct " + struct, f)
+seg = "struct gntdev_grant_copy_segment"
+layout["foreign"] = [ffi.offsetof(seg, "source", "foreign", f) for f in ("ref", "offset", "domid")]
+layout["atomics"] = [str(ffi.typeof(ffi.dlopen("libatomic.so.1").__atomic_fetch_or_1))]
+print(json.dumps(layout))
+"""
+
+
+def test_the_out_of_line_module_declares_the_same_layouts(tmp_path: Path) -> None:
+    """What images carry instead of the C declarations (no C parsing at boot): loaded
+    with only ``_cffi_backend``, it gives the headers' sizes and offsets, and the same
+    function types."""
+    import json
+    import sys
+
+    from mirage.xen._linux_abi import out_of_line_source
+
+    source = out_of_line_source()
+    assert b"import _cffi_backend" in source and b"import cffi" not in source
+    (tmp_path / "mirage_xen_linux_ffi.py").write_bytes(source)
+    structs = {s: f for group in STRUCTS.values() for s, f in group.items()}
+    check = OUT_OF_LINE_CHECK.format(folder=str(tmp_path), structs=structs)
+    if atomics() is None:
+        check = check.replace('layout["atomics"] = ', "# ")
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", check], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    layout = json.loads(out.stdout)
+    c = header_layout()
+    for struct, fields in structs.items():
+        assert layout[struct] == c[struct] == ffi.sizeof(f"struct {struct}"), struct
+        for f in fields:
+            assert layout[f"{struct}.{f}"] == c[f"{struct}.{f}"], (struct, f)
+    assert layout["foreign"] == [c["foreign"], c["foreign.1"], c["foreign.2"]]
+    if atomics() is not None:
+        assert layout["atomics"] == [str(ffi.typeof(atomics().__atomic_fetch_or_1))]
+
+
 def test_atomic_byte_operations() -> None:
     lib = atomics()
     if lib is None:

@@ -10,10 +10,12 @@ Xen devices, netback, the bridge and the NIC (dependencies from the modules' own
 metadata), and :mod:`mirage.arm._dom0_init` as ``/init``.
 
 The xenstore daemon is mirage-xen's by default (``--arm-xenstored mirage``): its
-package, cffi (from the guest architecture's wheel, for the ``/dev/xen`` ioctls) and
-pycparser go in as bytecode under ``/usr/lib/mirage-xenstored``, with the standard
-library modules a trace of its imports on the build host finds (the runtime's own
-files) and ``libatomic``; it then serves dom0's kernel, Debian's tools and the guest.
+package goes in as bytecode under ``/usr/lib/mirage-xenstored`` with the ``/dev/xen``
+ioctl declarations as cffi's out-of-line ABI module (``mirage.xen._linux_ffi``: no C
+parsing at boot, so neither pycparser nor cffi's Python package goes in) and
+``_cffi_backend`` from the guest architecture's cffi wheel, with the standard library
+modules a trace of its imports on the build host finds (the runtime's own files) and
+``libatomic``; it then serves dom0's kernel, Debian's tools and the guest.
 ``--arm-xenstored xen`` runs Debian's ``xenstored`` instead.
 """
 
@@ -23,6 +25,7 @@ import importlib.metadata
 import importlib.util
 import io
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,29 +142,33 @@ def xenstored_files(root: Path, arch: Arch) -> tuple[list[tuple[str, bytes, int]
     """mirage-xen's xenstored for dom0: its files, and the binaries among them (whose
     libraries the caller adds)."""
     import mirage.xen
+    from mirage.xen._linux_abi import out_of_line_source
 
     xen = Path(mirage.xen.__file__).parent
+    ffi_source = out_of_line_source()
     files = _package_tree(xen, "mirage/xen")
-    files += _package_tree(_package_folder("pycparser"), "pycparser")
+    ffi_home = f"{XENSTORED_HOME}/mirage/xen/_linux_ffi"
+    files.append((ffi_home + ".pyc", compile_pyc(ffi_source, "/" + ffi_home + ".py"), 0o644))
     wheel = foreign_wheel("cffi", importlib.metadata.version("cffi"), arch)
     binaries: list[bytes] = []
     for path in sorted(p for p in wheel.rglob("*") if p.is_file()):
         rel = path.relative_to(wheel).as_posix()
-        if rel.startswith("cffi/") and rel.endswith(".py"):
-            home = f"{XENSTORED_HOME}/{rel}"
-            files.append((home[:-3] + ".pyc", compile_pyc(path.read_bytes(), "/" + home), 0o644))
-        elif rel.endswith(".so") or ".so." in rel:
+        # _cffi_backend, and the libraries a wheel may bundle beside it (cffi.libs).
+        if rel.endswith(".so") or ".so." in rel:
             data = path.read_bytes()
             files.append((f"{XENSTORED_HOME}/{rel}", data, 0o755))
             binaries.append(data)
-    # The standard library it imports, from the runtime: a trace on the build host.
+    if not any(Path(f).name.startswith("_cffi_backend") for f, _, _ in files):
+        raise MirageError(f"the cffi wheel for {arch.name} holds no _cffi_backend")
+    # The standard library it imports, from the runtime: a trace on the build host,
+    # of the package as the image has it (with the out-of-line module).
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp)
-        (staged / "mirage").mkdir()
-        (staged / "mirage" / "xen").symlink_to(xen)
+        shutil.copytree(xen, staged / "mirage" / "xen", ignore=shutil.ignore_patterns("*.pyc"))
+        (staged / "mirage" / "xen" / "_linux_ffi.py").write_bytes(ffi_source)
         script = staged / "trace.py"
         script.write_text(_XENSTORED_TRACE)
-        site = _package_folder("cffi").parent  # cffi, _cffi_backend and pycparser
+        site = _package_folder("cffi").parent  # _cffi_backend
         stdlib = stdlib_for(root, arch, [script], [staged, site])
     for path in stdlib.values():
         rel = path.relative_to(root).as_posix()

@@ -182,7 +182,9 @@ def main() -> None:
     else:
         spawn([f"{XEN_BIN}/xenstored", "--no-fork", "--pid-file", "/run/xenstored.pid"])
     wait_for("/run/xenstored/socket", 60, "xenstored's socket")
+    trace(config, "xenstored listening")
     run([f"{XEN_BIN}/xen-init-dom0"])
+    trace(config, "dom0's nodes written")
     run([f"{XEN_BIN}/init-dom0less"])
     trace(config, "guest introduced")
     guest = int(config["guest"])

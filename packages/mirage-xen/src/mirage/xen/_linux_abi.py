@@ -8,17 +8,25 @@ Atomic byte operations on shared pages come from the compiler's runtime library
 (``libatomic``), loaded through the same FFI; without it they fall back to plain
 read-modify-write, which a peer in another domain may race with (a lost wake-up
 then costs the drivers' poll interval, not correctness of the data).
+
+Declaring the types parses C (cffi's ``cdef``, with pycparser) at import: a few tens
+of milliseconds here, over a second in an emulated ARM driver domain. An image that
+carries this package writes :func:`out_of_line_source` (cffi's out-of-line ABI module
+of the same declarations) as ``mirage/xen/_linux_ffi``; with it there, the FFI is
+built from that data, and neither the C parser nor cffi's Python package is needed
+at run time, only its ``_cffi_backend``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import os
+import tempfile
 from typing import Any
 
-# cffi ships no type information: its objects are Any here.
-_cffi: Any = importlib.import_module("cffi")
-
-__all__ = ["REQUESTS", "atomics", "ffi"]
+__all__ = ["REQUESTS", "atomics", "ffi", "out_of_line_source"]
 
 CDEF = """
 struct ioctl_gntalloc_alloc_gref {
@@ -56,9 +64,33 @@ uint8_t __atomic_fetch_and_1(void *ptr, uint8_t val, int memorder);
 uint8_t __atomic_fetch_or_1(void *ptr, uint8_t val, int memorder);
 """
 
-ffi: Any = _cffi.FFI()
-ffi.cdef(CDEF)
-ffi.cdef(ATOMICS_CDEF)
+
+def _declared() -> Any:
+    """An FFI with the declarations parsed now (cffi ships no type information: its
+    objects are Any here)."""
+    declared = importlib.import_module("cffi").FFI()
+    declared.cdef(CDEF)
+    declared.cdef(ATOMICS_CDEF)
+    return declared
+
+
+def out_of_line_source() -> bytes:
+    """The source of ``mirage.xen._linux_ffi``: cffi's out-of-line ABI module for
+    these declarations (it imports only ``_cffi_backend``)."""
+    declared = _declared()
+    declared.set_source("mirage.xen._linux_ffi", None)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        path = os.path.join(tmp, "_linux_ffi.py")
+        declared.emit_python_code(path)  # it says "generating <path>" on stdout
+        with open(path, "rb") as f:
+            return f.read()
+
+
+try:
+    # Written into images by their builders (see the module's docstring).
+    ffi: Any = importlib.import_module("mirage.xen._linux_ffi").ffi
+except ImportError:
+    ffi = _declared()
 
 _IOC_NONE = 0
 

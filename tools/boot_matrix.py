@@ -63,6 +63,8 @@ class Cell:
 
 QEMU_X86 = ("qemu-system-x86_64", "apt-get", "dpkg-deb")
 QEMU_ARM = ("qemu-system-aarch64", "apt-get", "dpkg-deb")
+QEMU_ARMV7 = ("qemu-system-arm", "apt-get", "dpkg-deb", "dpkg:armhf")
+"""``dpkg:ARCH``: dpkg knows the foreign architecture (the runtime comes from it)."""
 
 
 def _hello(name: str, configure: tuple[str, ...], needs: tuple[str, ...]) -> Cell:
@@ -103,6 +105,7 @@ CELLS = (
     # Xen's PV network from a driver domain (dom0) booted beside the dom0less guest.
     _website("xen-arm64-dom0less", ("-t", "xen-arm64"), QEMU_ARM),
     _hello("arm64-virt", ("-t", "arm", "--board", "virt-aarch64"), QEMU_ARM),
+    _hello("armv7-virt", ("-t", "arm", "--board", "virt-armv7"), QEMU_ARMV7),
     # Over HTTP and HTTPS: the image's cryptography comes from the arm64 wheels.
     Cell(
         "static-website+https/arm64-virt",
@@ -299,9 +302,21 @@ def _boot(cell: Cell, project: Path, result: Result) -> None:
             child.wait()
 
 
+def _present(need: str) -> bool:
+    """A tool on the PATH, or with ``dpkg:ARCH`` a foreign architecture dpkg knows."""
+    if not need.startswith("dpkg:"):
+        return shutil.which(need) is not None
+    if shutil.which("dpkg") is None:
+        return False
+    out = subprocess.run(
+        ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True, check=False
+    ).stdout
+    return need.removeprefix("dpkg:") in out.split()
+
+
 def run_cell(cell: Cell, work: Path) -> Result:
     result = Result(cell)
-    missing = [tool for tool in cell.needs if shutil.which(tool) is None]
+    missing = [need for need in cell.needs if not _present(need)]
     if missing:
         result.status = "skipped"
         result.detail = f"needs {', '.join(missing)}"

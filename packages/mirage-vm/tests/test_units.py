@@ -413,3 +413,42 @@ def test_xz_initramfs_round_trips_with_the_check_linux_reads() -> None:
         assert lzma.decompress(packed) == data
     with pytest.raises(MirageError, match="no initramfs compression 'zip'"):
         compress_initrd(Path("unused"), "zip", ARCHES["x86_64"])
+
+
+def test_kvm_is_used_only_where_it_can_boot_a_stock_kernel(tmp_path: Path) -> None:
+    from mirage.vm._arch import ARCHES
+    from mirage.vm._target import kvm_unusable
+
+    x86, arm = ARCHES["x86_64"], ARCHES["aarch64"]
+    with_vmx = tmp_path / "vmx"
+    with_vmx.write_text("processor\t: 0\nflags\t\t: fpu sse2 vmx rdrand\n")
+    without = tmp_path / "pvm"
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 rdrand hypervisor\n")
+    missing = str(tmp_path / "no-kvm")
+    assert "host is x86_64" in str(kvm_unusable(arm, host="x86_64"))
+    assert "no-kvm" in str(kvm_unusable(x86, device=missing, host="x86_64"))
+    # Not a KVM device: the API request fails.
+    assert "answers no KVM request" in str(
+        kvm_unusable(x86, device=str(with_vmx), cpuinfo=str(with_vmx), host="x86_64")
+    )
+    if kvm_unusable(x86, cpuinfo=str(with_vmx), host="x86_64") is None:
+        # This host has a /dev/kvm: without VMX/SVM it is a paravirtual one.
+        reason = kvm_unusable(x86, cpuinfo=str(without), host="x86_64")
+        assert reason is not None and "no vmx or svm" in reason
+
+
+def test_auto_acceleration_follows_the_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mirage.vm._target as target
+
+    (tmp_path / "web.vm.json").write_text(json.dumps({**_notes("direct"), "accel": "auto"}))
+    monkeypatch.setattr(target, "kvm_unusable", lambda arch: None)
+    command = qemu_command(tmp_path, "web", [])
+    assert command[1:5] == ["-accel", "kvm", "-cpu", "host"]
+    monkeypatch.setattr(target, "kvm_unusable", lambda arch: "no vmx")
+    command = qemu_command(tmp_path, "web", [])
+    assert command[1:3] == ["-accel", "tcg"] and "host" not in command
+    # Asked for by name, as asked.
+    (tmp_path / "web.vm.json").write_text(json.dumps({**_notes("direct"), "accel": "kvm"}))
+    assert qemu_command(tmp_path, "web", [])[1:3] == ["-accel", "kvm"]

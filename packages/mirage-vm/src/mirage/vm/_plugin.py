@@ -13,7 +13,13 @@ KEYS = (
     Key("vm-kernel-version", "str", None, "the version of --vm-kernel (for its modules)"),
     Key("vm-runtime", "path", None, "an unpacked runtime root of your own (usr/bin/python3.11...)"),
     Key("vm-memory", "int", 256, "guest memory in MiB"),
-    Key("vm-accel", "str", "tcg", "QEMU accelerator: tcg (emulation) or kvm", ("tcg", "kvm")),
+    Key(
+        "vm-accel",
+        "str",
+        "auto",
+        "QEMU accelerator: auto (KVM where it works, else emulation), tcg or kvm",
+        ("auto", "tcg", "kvm"),
+    ),
     Key(
         "vm-net",
         "str",

@@ -10,8 +10,11 @@ powers the machine off.
 from __future__ import annotations
 
 import base64
+import fcntl
 import io
 import json
+import os
+import platform
 import shlex
 import shutil
 import sys
@@ -36,7 +39,63 @@ from ._net import (
     stack_kind,
 )
 
-__all__ = ["build", "qemu_command", "run", "stream_console"]
+__all__ = ["build", "kvm_unusable", "qemu_command", "resolve_accel", "run", "stream_console"]
+
+KVM_GET_API_VERSION = 0xAE00  # _IO(KVMIO, 0x00)
+KVM_API_VERSION = 12
+
+
+def kvm_unusable(
+    arch: Arch,
+    *,
+    device: str = "/dev/kvm",
+    cpuinfo: str = "/proc/cpuinfo",
+    host: str | None = None,
+) -> str | None:
+    """Why KVM cannot run a stock kernel of ``arch`` on this host, or None if it can:
+    the host is of the guest's architecture, ``device`` answers the KVM API, and (on
+    x86) the CPU offers hardware virtualization. A ``/dev/kvm`` without VMX or SVM is
+    a paravirtual KVM (PVM, in nested clouds) that boots only kernels built for it."""
+    host = host or platform.machine()
+    if host != arch.name:
+        return f"the host is {host}, the guest {arch.name}"
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"{device}: {exc.strerror}"
+    try:
+        version = fcntl.ioctl(fd, KVM_GET_API_VERSION)
+    except OSError as exc:
+        return f"{device} answers no KVM request ({exc.strerror})"
+    finally:
+        os.close(fd)
+    if version != KVM_API_VERSION:
+        return f"{device} speaks KVM API {version}, not {KVM_API_VERSION}"
+    if arch.name == "x86_64":
+        try:
+            with open(cpuinfo) as f:
+                flags = {
+                    flag
+                    for line in f
+                    if line.startswith("flags")
+                    for flag in line.partition(":")[2].split()
+                }
+        except OSError as exc:
+            return f"{cpuinfo}: {exc.strerror}"
+        if not flags & {"vmx", "svm"}:
+            return (
+                "the CPU offers no hardware virtualization (no vmx or svm flag): this"
+                f" {device} runs only guests built for a paravirtual KVM"
+            )
+    return None
+
+
+def resolve_accel(requested: str, arch: Arch) -> str:
+    """``auto`` (the default): KVM where :func:`kvm_unusable` finds it works, else
+    software emulation (TCG); ``kvm`` and ``tcg`` as asked."""
+    if requested != "auto":
+        return requested
+    return "kvm" if kvm_unusable(arch) is None else "tcg"
 
 GUEST_IPV4 = "10.0.2.15/24"  # QEMU's user-mode network
 GUEST_GATEWAY = "10.0.2.2"
@@ -163,7 +222,7 @@ def build(ctx: ArtifactContext) -> list[Path]:
                 "arch": arch.name,
                 **notes,
                 "memory": int(keys.get("vm-memory") or 256),
-                "accel": keys.get("vm-accel") or "tcg",
+                "accel": keys.get("vm-accel") or "auto",
                 "stdlib_modules": image.stdlib_modules,
                 "app_modules": image.app_modules,
                 "kernel_modules": image.kernel_modules,
@@ -175,6 +234,8 @@ def build(ctx: ArtifactContext) -> list[Path]:
     script = ctx.dist_dir / f"{name}.qemu.sh"
     script.write_text(
         "#!/bin/sh\n# Boot the unikernel; runtime arguments go in MIRAGE_ARGV (see mirage run).\n"
+        "# The accelerator is the one chosen on the machine that built it (mirage run\n"
+        "# chooses again where it runs).\n"
         f'cd "$(dirname "$0")" && exec {shlex.join(argv)}\n'
     )
     script.chmod(0o755)
@@ -309,10 +370,11 @@ def qemu_command(
         initrd = Path(initrd.name)
     arch = ARCHES[info["arch"]]
     net_args, words, guest_argv = guest_boot(info, argv, options)
-    kvm_host = info["accel"] != "tcg" and arch.name == "x86_64"
+    accel = resolve_accel(info["accel"], arch)
+    kvm_host = accel == "kvm" and arch.name == "x86_64"
     return direct_boot(
         arch.qemu,
-        accel=info["accel"],
+        accel=accel,
         machine=("-cpu", "host") if kvm_host else arch.qemu_args,
         memory_mib=info["memory"],
         kernel=f"{name}.kernel",
@@ -368,8 +430,9 @@ def _libvirt_xml(dist: Path, name: str, arch: Arch) -> str:
             f"<source file='{_xml_escape(info['disk'])}'/><target dev='vda' bus='virtio'/>"
             "</disk>\n"
         )
+    kind = "kvm" if resolve_accel(info["accel"], arch) == "kvm" else "qemu"
     return (
-        f"<domain type='qemu'>\n  <name>{name}</name>\n"
+        f"<domain type='{kind}'>\n  <name>{name}</name>\n"
         f"  <memory unit='MiB'>{info['memory']}</memory>\n  <vcpu>1</vcpu>\n"
         f"  <os>\n    <type arch='{arch.name}'>hvm</type>\n"
         f"    <kernel>{(dist / f'{name}.kernel').resolve()}</kernel>\n"

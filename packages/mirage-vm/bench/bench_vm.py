@@ -20,6 +20,12 @@ whole-stdlib one swaps which of them is slow; the cause is on the host, not in t
 image). A discarded boot of our image follows the bare one, so that every measured
 boot follows the boot of a Python image.
 
+Where the website's time goes: one more boot with ``MIRAGE_TRACE`` on the kernel
+command line prints the guest's own marks (seconds since its kernel started), and a
+guest whose ``/init`` is a small C program runs the image's CPython twice, cold and
+again: under software emulation QEMU translates code the first time it runs, so the
+first start costs several times the second, a cost a KVM guest does not pay.
+
 The static website is also built with ``--vm-compress xz`` (the initramfs as one XZ
 stream, as shipped) and booted: the smallest artifact, and what it costs at boot.
 
@@ -32,6 +38,7 @@ it builds and measures the nearest stand-in.
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import socket
 import statistics
@@ -57,6 +64,53 @@ int main(void) {
     return 0;
 }
 """
+
+
+TWICE_INIT = r"""
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/reboot.h>
+#include <sys/wait.h>
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_BOOTTIME, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+static void timed(const char *label, char *const argv[]) {
+    double start = now();
+    pid_t child = fork();
+    if (child == 0) {
+        char *envp[] = {0};
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    printf("twice: %s %.3f %d\n", label, now() - start, status);
+    fflush(stdout);
+}
+int main(void) {
+    char *start[] = {"/usr/bin/python3.11", "-IS", "-c", "pass", 0};
+    char *imports[] = {"/usr/bin/python3.11", "-IS", "-c", "import asyncio", 0};
+    timed("start", start);
+    timed("start", start);
+    timed("asyncio", imports);
+    timed("asyncio", imports);
+    sync();
+    reboot(RB_POWER_OFF);
+    return 0;
+}
+"""
+
+PHASES = (
+    ("kernel ran /init", "the kernel starts /init (initramfs unpacked)"),
+    ("init started", "CPython started, /init's first line"),
+    ("prepared", "/init's imports and the boot cache"),
+    ("modules loaded", "kernel modules of the NIC loaded and probed"),
+    ("importing the application", "NIC up"),
+    ("running the application", "the application imported"),
+)
 
 
 def mirage(project: Path, *args: str) -> None:
@@ -108,6 +162,63 @@ def first_answer(command: list[str], cwd: Path, port: int) -> float:
     finally:
         child.kill()
         child.wait()
+
+
+def traced_marks(command: list[str], cwd: Path) -> dict[str, float]:
+    """The guest's ``MIRAGE_TRACE`` marks of one boot: what -> seconds since its
+    kernel started (``/init`` prints them; its first two come with their own time)."""
+    command = list(command)
+    at = command.index("-append") + 1
+    command[at] += " MIRAGE_TRACE=1"
+    marks: dict[str, float] = {}
+    child = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    assert child.stdout is not None
+    try:
+        for raw in child.stdout:
+            line = raw.decode(errors="replace")
+            found = re.search(r"mirage-vm: ([0-9.]+) (.*)", line)
+            if found:
+                when, what = float(found[1]), found[2]
+                for name, _ in PHASES:
+                    if what.startswith(name):
+                        at_time = re.search(r" at ([0-9.]+)", what)
+                        marks[name] = float(at_time[1]) if at_time else when
+            if "serving on http" in line:
+                break
+    finally:
+        child.kill()
+        child.wait()
+    return marks
+
+
+def run_twice(
+    kernel_command: list[str], cwd: Path, initrd: Path, work: Path
+) -> dict[str, list[float]]:
+    """Seconds of each command of TWICE_INIT in a guest of ``initrd`` (the image's
+    files, its ``/init`` replaced by the C program)."""
+    from mirage.vm._cpio import CpioWriter
+
+    source = work / "twice.c"
+    source.write_text(TWICE_INIT)
+    binary = work / "twice"
+    subprocess.run(["gcc", "-static", "-Os", "-o", str(binary), str(source)], check=True)
+    twice = cwd / "twice.initrd"
+    with twice.open("wb") as f:
+        f.write(initrd.read_bytes())
+        cpio = CpioWriter(f)
+        cpio.file("init", binary.read_bytes(), 0o755)
+        cpio.close()
+    command = [c if c != initrd.name else twice.name for c in kernel_command]
+    out = subprocess.run(
+        command, check=False, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=120
+    ).stdout.decode(errors="replace")
+    times: dict[str, list[float]] = {}
+    for label, seconds, status in re.findall(r"twice: (\w+) ([0-9.]+) (\d+)", out):
+        if status == "0":
+            times.setdefault(label, []).append(float(seconds))
+    return times
 
 
 def summary(runs: list[float]) -> tuple[float, float]:
@@ -210,6 +321,8 @@ def main() -> int:
         full_command = qemu_command(full / "dist", "hello", ["--count", "1", "--delay-ms", "0"])
         bare_command = [c if c != "hello.initrd" else "bare.initrd" for c in command]
         runs: dict[str, list[float]] = {k: [] for k in ("bare", "ours", "full", "site", "site-xz")}
+        marks = traced_marks(site_command, site / "dist")
+        twice = run_twice(command, dist, dist / "hello.initrd", work)
         for _ in range(RUNS):
             runs["bare"].append(boot(bare_command, dist, "bare: pid 1")[0])
             boot(command, dist, "Hello World!")  # absorbs the slow boot after the bare one
@@ -261,6 +374,23 @@ def main() -> int:
         )
     full_ratio = summary(runs["full"])[0] / summary(runs["ours"])[0]
     print(f"whole-stdlib first line / ours: {full_ratio:.2f}")
+    print("the website's boot in the guest (one traced boot; seconds since its kernel started):")
+    last = None
+    for name, meaning in PHASES:
+        if name in marks:
+            step = "" if last is None else f" (+{marks[name] - last:.2f})"
+            print(f"  {marks[name]:6.2f}{step:9} {meaning}")
+            last = marks[name]
+    for label, what in (
+        ("start", "python -IS -c pass"),
+        ("asyncio", "python -IS -c 'import asyncio'"),
+    ):
+        seconds = twice.get(label, [])
+        if len(seconds) == 2:
+            print(
+                f"in one guest, {what}: first {seconds[0]:.2f} s, again {seconds[1]:.2f} s"
+                " (the difference: QEMU translating code run for the first time)"
+            )
     return 0
 
 

@@ -40,13 +40,19 @@ WORD = re.compile(r"(?P<word>[a-z]+)-(\\d+)", re.I)
 RAW = re.compile(rb"[\\x00-\\x1f]+")
 '''
 
-CHECK = """
+TAKE_CACHE = """
 import collections, dataclasses, importlib.util, re, sys
 spec = importlib.util.spec_from_file_location("guest_init", {init!r})
 init = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(init)
 real_compile = re._compiler.compile
 counts = init.use_boot_cache({cache!r})
+"""
+"""A fresh interpreter taking the cache in as ``/init`` does."""
+
+CHECK = (
+    TAKE_CACHE
+    + """
 
 
 def no_compiling(*args, **kwargs):
@@ -85,6 +91,7 @@ Other = dataclasses.make_dataclass("Other", ["a"])
 assert Other(3).a == 3 and collections.namedtuple("Trio", "a b c")(1, 2, 3).c == 3
 print(*counts)
 """
+)
 
 
 def _record(tmp_path: Path) -> tuple[Path, Path]:
@@ -137,13 +144,9 @@ def test_without_a_readable_cache_nothing_changes(tmp_path: Path) -> None:
     ) == before
 
 
-PATTERNS_CHECK = """
-import importlib.util, re, sys
-spec = importlib.util.spec_from_file_location("guest_init", {init!r})
-init = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(init)
-real_compile = re._compiler.compile
-counts = init.use_boot_cache({cache!r})
+PATTERNS_CHECK = (
+    TAKE_CACHE
+    + """
 sys.path.insert(0, {app!r})
 import sample
 assert sample.WORD == real_compile(sample.WORD.pattern, re.I)
@@ -151,6 +154,7 @@ assert sample.RAW == real_compile(sample.RAW.pattern, 0)
 assert sample.WORD.match("Abc-12").group("word") == "Abc"
 print(*counts)
 """
+)
 
 
 def _use(tmp_path: Path, app: Path, cache: Path) -> tuple[int, int]:

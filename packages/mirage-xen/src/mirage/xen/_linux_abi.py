@@ -9,8 +9,9 @@ Atomic byte operations on shared pages come from the compiler's runtime library
 read-modify-write, which a peer in another domain may race with (a lost wake-up
 then costs the drivers' poll interval, not correctness of the data).
 
-Declaring the types parses C (cffi's ``cdef``, with pycparser) at import: a few tens
-of milliseconds here, over a second in an emulated ARM driver domain. An image that
+Declaring the types parses C (cffi's ``cdef``, with pycparser) at import, and imports
+cffi's Python package and pycparser (tens of milliseconds on a build host, many times
+that under emulation). An image that
 carries this package writes :func:`out_of_line_source` (cffi's out-of-line ABI module
 of the same declarations) as ``mirage/xen/_linux_ffi``; with it there, the FFI is
 built from that data, and neither the C parser nor cffi's Python package is needed

@@ -97,6 +97,7 @@ def resolve_accel(requested: str, arch: Arch) -> str:
         return requested
     return "kvm" if kvm_unusable(arch) is None else "tcg"
 
+
 GUEST_IPV4 = "10.0.2.15/24"  # QEMU's user-mode network
 GUEST_GATEWAY = "10.0.2.2"
 

@@ -227,22 +227,6 @@ def test_a_block_device_is_refused_at_build_time(tmp_path: Path, target: tuple[s
     assert "images have no disk driver yet" in built.stderr and "-t virtio" in built.stderr
 
 
-def _cpio_file(archive: bytes, name: str) -> bytes | None:
-    """The body of ``name`` in a cpio newc archive (enough of a reader for one file)."""
-    at = 0
-    while archive[at : at + 6] == b"070701":
-        size = int(archive[at + 54 : at + 62], 16)
-        namesize = int(archive[at + 94 : at + 102], 16)
-        found = archive[at + 110 : at + 110 + namesize - 1].decode()
-        body = (at + 110 + namesize + 3) & ~3
-        if found == name:
-            return archive[body : body + size]
-        if found == "TRAILER!!!":
-            return None
-        at = (body + size + 3) & ~3
-    return None
-
-
 @needs_arm64
 def test_https_in_an_arm64_image_takes_cryptography_from_the_arm64_wheels(
     tmp_path: Path,
@@ -261,12 +245,14 @@ def test_https_in_an_arm64_image_takes_cryptography_from_the_arm64_wheels(
     assert built.returncode == 0, built.stderr
     if "left out of the image: mirage-tls (no aarch64 wheel" in built.stderr:
         pytest.skip("pip could not fetch the aarch64 wheels (no package index reachable)")
-    initrd = (project / "dist" / "www.initrd").read_bytes()
-    rust = _cpio_file(initrd, "app/cryptography/hazmat/bindings/_rust.abi3.so")
-    cffi = _cpio_file(initrd, "app/_cffi_backend.cpython-311-aarch64-linux-gnu.so")
+    from mirage.vm.images import image_files
+
+    files = image_files((project / "dist" / "www.initrd").read_bytes())
+    rust = files.get("app/cryptography/hazmat/bindings/_rust.abi3.so")
+    cffi = files.get("app/_cffi_backend.cpython-311-aarch64-linux-gnu.so")
     assert rust is not None and cffi is not None, built.stderr
     for binary in (rust, cffi):
         assert binary[:4] == b"\x7fELF" and binary[18:20] == b"\xb7\x00"  # EM_AARCH64
-    assert _cpio_file(initrd, "app/cryptography/x509/verification.pyc") is not None
-    assert _cpio_file(initrd, "lib/aarch64-linux-gnu/libgcc_s.so.1") is not None
+    assert "app/cryptography/x509/verification.pyc" in files
+    assert "lib/aarch64-linux-gnu/libgcc_s.so.1" in files
     # Booted and asked over HTTPS by the boot matrix (static-website+https/arm64-virt).

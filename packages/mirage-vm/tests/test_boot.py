@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from mirage.vm._cpio import read_cpio
+from mirage.vm.images import image_files
+
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 pytestmark = [
@@ -55,8 +58,9 @@ def test_hello_boots_and_passes_runtime_arguments(tmp_path: Path) -> None:
     initrd = project / "dist" / "hello.initrd"
     assert initrd.exists() and (project / "dist" / "hello.kernel").exists()
     data = initrd.read_bytes()
+    files = image_files(data)
     # The image holds the application and its devices, not the tool.
-    assert b"app/unikernel.pyc" in data and b"app/mirage/unix/console.pyc" in data
+    assert "app/unikernel.pyc" in files and "app/mirage/unix/console.pyc" in files
     assert b"mirage/core/_resolve" not in data and b"pluggy" not in data
     ran = mirage(
         project, "run", "--count", "2", "--hello", "hi from a guest", "--delay-ms", "1", timeout=180
@@ -64,7 +68,13 @@ def test_hello_boots_and_passes_runtime_arguments(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.splitlines() == ["hi from a guest", "hi from a guest"]
     # /init is compiled ahead (a stub imports it), and so is what the imports compile.
-    assert b"usr/lib/python3.11/_mirage_vm_init.pyc" in data and b"etc/mirage.cache" in data
+    assert "usr/lib/python3.11/_mirage_vm_init.pyc" in files and "etc/mirage.cache" in files
+    # In one bundle, served by the importer /init installs first; CPython's own start
+    # still finds encodings and its os landmark as files.
+    on_disk = {name for name, (mode, _) in read_cpio(data).items() if name.endswith(".pyc")}
+    assert "etc/mirage.bytecode" in files and "app/unikernel.pyc" not in on_disk
+    assert on_disk >= {"usr/lib/python3.11/os.pyc", "usr/lib/python3.11/encodings/__init__.pyc"}
+    assert "_mirage_bundle.install()" in files["init"].decode()
     # Traced, the guest says how much of that it took and where the time went.
     from mirage.vm._target import qemu_command
 

@@ -265,6 +265,12 @@ def driver_domain(
     for module in modules:
         file(f"lib/modules/dom0/{module.name}", module.read_bytes(), 0o644)
     file("etc/mirage-dom0.json", json.dumps(config, indent=1).encode(), 0o644)
-    file("init", f"#!/usr/bin/{PY} -IS\n".encode() + init, 0o755)
+    # The guest's bytecode bundle (mirage.vm._bundle) holds the standard library that
+    # this /init imports; an image of .pyc files has none and needs none.
+    bundle = (
+        b"try:\n import _mirage_bundle\nexcept ImportError:\n pass\n"
+        b"else:\n _mirage_bundle.install()\n"
+    )
+    file("init", f"#!/usr/bin/{PY} -IS\n".encode() + bundle + init, 0o755)
     cpio.close()
     return base_initrd + buf.getvalue()

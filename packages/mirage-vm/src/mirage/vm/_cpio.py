@@ -11,7 +11,7 @@ from __future__ import annotations
 import stat
 from typing import BinaryIO
 
-__all__ = ["CpioWriter"]
+__all__ = ["CpioWriter", "read_cpio"]
 
 _MAGIC = b"070701"
 
@@ -76,3 +76,34 @@ class CpioWriter:
 
     def close(self) -> None:
         self._entry("TRAILER!!!", 0, nlink=1)
+
+
+def read_cpio(archive: bytes) -> dict[str, tuple[int, bytes]]:
+    """``{name: (mode, data)}`` of a newc archive (or of several one after another, as
+    the kernel takes them), up to its ``TRAILER!!!``; ValueError if it is not one."""
+    entries: dict[str, tuple[int, bytes]] = {}
+    at = 0
+    while at < len(archive):
+        if archive[at : at + 4] == b"\0\0\0\0":  # padding between archives
+            at += 4
+            continue
+        header = archive[at : at + 110]
+        if len(header) < 110 or header[:6] != _MAGIC:
+            raise ValueError(f"no cpio newc header at offset {at}")
+        try:
+            fields = [int(header[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
+        except ValueError:
+            raise ValueError(f"a damaged cpio header at offset {at}") from None
+        mode, size, namesize = fields[1], fields[6], fields[11]
+        end_name = at + 110 + namesize
+        if namesize < 1 or end_name > len(archive):
+            raise ValueError(f"a damaged cpio entry name at offset {at}")
+        name = archive[at + 110 : end_name - 1].decode(errors="replace")
+        body = (end_name + 3) & ~3
+        if body + size > len(archive):
+            raise ValueError(f"cpio entry {name!r} is cut short")
+        at = (body + size + 3) & ~3
+        if name == "TRAILER!!!":
+            continue
+        entries[name] = (mode, archive[body : body + size])
+    return entries

@@ -17,6 +17,10 @@ The initramfs holds, and holds only:
   (``/etc/mirage.cache``, see :mod:`mirage.vm._record`);
 - the device nodes CPython needs before devtmpfs is mounted, ``/init``'s bytecode and
   ``/init`` (which imports it).
+
+The bytecode goes into one file, ``/etc/mirage.bytecode``, served by the importer of
+:mod:`mirage.vm._bundle` (``--vm-bytecode bundle``, the default), or as one ``.pyc``
+file per module where each ``.py`` would be (``--vm-bytecode files``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 from mirage.core import MirageError
 from mirage.core.build import ArtifactContext, collect_modules
 
+from . import _bundle
 from ._arch import Arch
 from ._compress import compress_initrd
 from ._cpio import CpioWriter
@@ -47,6 +52,10 @@ PY = "python3.11"
 STDLIB = f"usr/lib/{PY}"
 NET_MODULES = ("virtio_net", "virtio_pci")
 INIT_MODULE = "_mirage_vm_init"  # /init's code, in the image's standard-library folder
+BUNDLE_MODULE = "_mirage_bundle"  # the importer of the bytecode bundle (mirage.vm._bundle)
+BYTECODE_ON_DISK = ("encodings", "os")
+"""Modules that stay files in a bundled image: CPython imports ``encodings`` before
+``/init`` runs, and finds its library by the ``os`` module's file."""
 
 
 @dataclass
@@ -64,6 +73,15 @@ class Image:
 def _pyc(source: bytes, filename: str) -> bytes:
     code = compile(source, filename, "exec", dont_inherit=True)
     return bytes(external._code_to_timestamp_pyc(code, 0, 0))  # type: ignore[attr-defined]
+
+
+def _module_name(rel: str) -> tuple[str, bool]:
+    """The module name and whether it is a package, of a file ``rel`` (``.py`` or
+    ``.pyc``) relative to its folder on the path."""
+    parts = rel.rpartition(".")[0].split("/")
+    if parts[-1] == "__init__":
+        return ".".join(parts[:-1]), True
+    return ".".join(parts), False
 
 
 def find_kernel(root: Path) -> tuple[Path, str]:
@@ -328,6 +346,25 @@ def _kernel_modules(root: Path, version: str, wanted: Iterable[str]) -> list[Pat
     return order
 
 
+def _bundle_bytecode(bytecode: dict[str, tuple[str, bytes]]) -> dict[str, tuple[bool, str, bytes]]:
+    """Takes out of ``bytecode`` (path -> (folder, .pyc)) the modules that go into the
+    bundle and returns them as :func:`mirage.vm._bundle.pack` wants them. What stays
+    behind stays files: :data:`BYTECODE_ON_DISK`, and a name found in two folders
+    (an application module named as a standard-library one), which the path decides."""
+    found: dict[str, list[str]] = {}
+    for path, (folder, _data) in bytecode.items():
+        name, _ = _module_name(path.removeprefix(folder + "/"))
+        found.setdefault(name, []).append(path)
+    bundled: dict[str, tuple[bool, str, bytes]] = {}
+    for name, paths in found.items():
+        if len(paths) > 1 or name.split(".")[0] in BYTECODE_ON_DISK:
+            continue
+        folder, data = bytecode.pop(paths[0])
+        is_package = _module_name(paths[0].removeprefix(folder + "/"))[1]
+        bundled[name] = (is_package, "/" + paths[0], data[16:])  # code after the header
+    return bundled
+
+
 def build_initramfs(
     ctx: ArtifactContext,
     arch: Arch,
@@ -419,6 +456,17 @@ def build_initramfs(
         directory(path.rsplit("/", 1)[0]) if "/" in path.strip("/") else None
         cpio.file(path, data, mode)
 
+    # path -> (folder on sys.path, .pyc): written as files or bundled at the end.
+    bytecode: dict[str, tuple[str, bytes]] = {}
+
+    def pyc(folder: str, rel: str, source: bytes) -> None:
+        path = f"{folder}/{rel[:-3]}.pyc"
+        bytecode[path] = (folder, _pyc(source, f"/{folder}/{rel}"))
+        directory(path.rsplit("/", 1)[0])
+
+    def present(path: str) -> bool:
+        return cpio.has(path) or path in bytecode
+
     for name in ("dev", "proc", "sys", "tmp", "app", "etc", "lib/modules"):
         directory(name)
     for name, major, minor in (
@@ -484,21 +532,20 @@ def build_initramfs(
     for _name, path in sorted(stdlib.files.items()):
         rel = path.relative_to(root).as_posix()
         if path.suffix == ".py":
-            file(rel[:-3] + ".pyc", _pyc(path.read_bytes(), "/" + rel))
+            pyc(STDLIB, rel.removeprefix(STDLIB + "/"), path.read_bytes())
         else:
             file(rel, path.read_bytes(), 0o755)
 
     # The application and its devices.
     for module in app:
-        arc = module.arcname
-        file(f"app/{arc[:-3]}.pyc", _pyc(module.path.read_bytes(), f"/app/{arc}"))
-    file("app/main.pyc", _pyc(ctx.main_source.encode(), "/app/main.py"))
+        pyc("app", module.arcname, module.path.read_bytes())
+    pyc("app", "main.py", ctx.main_source.encode())
     # HTTPS: mirage-tls and the compiled cryptography it runs on (see _tls_extras).
     for rel, path in extras:
-        if cpio.has(f"app/{rel[:-3]}.pyc") or cpio.has(f"app/{rel}"):
+        if present(f"app/{rel[:-3]}.pyc") or present(f"app/{rel}"):
             continue  # the application's module scan found it already
         if rel.endswith(".py"):
-            file(f"app/{rel[:-3]}.pyc", _pyc(path.read_bytes(), f"/app/{rel}"))
+            pyc("app", rel, path.read_bytes())
         else:
             data = path.read_bytes()
             libs = closure(data)
@@ -532,11 +579,23 @@ def build_initramfs(
     file("etc/mirage.json", json.dumps(config, indent=1).encode())
     if boot_cache is not None:
         file("etc/mirage.cache", boot_cache)
-    # /init imports its code, compiled here: only its two lines are compiled at boot.
-    file(f"{STDLIB}/{INIT_MODULE}.pyc", _pyc(init_source.encode(), f"/{STDLIB}/{INIT_MODULE}.py"))
-    file(
-        "init", f"#!/usr/bin/{PY} -IS\nimport {INIT_MODULE}\n{INIT_MODULE}.boot()\n".encode(), 0o755
-    )
+    # /init imports its code, compiled here: only its few lines are compiled at boot.
+    pyc(STDLIB, f"{INIT_MODULE}.py", init_source.encode())
+    lines = [f"import {INIT_MODULE}", f"{INIT_MODULE}.boot()"]
+    mode = dict(ctx.plan.keys).get("vm-bytecode") or "bundle"  # --vm-bytecode
+    if mode == "bundle":
+        bundled = _bundle_bytecode(bytecode)
+        file(_bundle.PATH.lstrip("/"), _bundle.pack(bundled))
+        finder = (Path(__file__).parent / "_bundle.py").read_bytes()
+        pyc(STDLIB, f"{BUNDLE_MODULE}.py", finder)
+        lines[:0] = [f"import {BUNDLE_MODULE}", f"{BUNDLE_MODULE}.install()"]
+    elif mode != "files":
+        raise MirageError(
+            f"unknown bytecode layout {mode!r}", hint="--vm-bytecode is bundle or files"
+        )
+    for arcname, (_folder, data) in sorted(bytecode.items()):
+        file(arcname, data)
+    file("init", "\n".join([f"#!/usr/bin/{PY} -IS", *lines, ""]).encode(), 0o755)
     cpio.close()
 
     out.parent.mkdir(parents=True, exist_ok=True)

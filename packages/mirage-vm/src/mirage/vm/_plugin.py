@@ -42,6 +42,14 @@ KEYS = (
         ("none", "xz"),
     ),
     Key(
+        "vm-bytecode",
+        "str",
+        "bundle",
+        "the image's bytecode as one file served by its own importer (bundle: faster"
+        " to boot) or as a .pyc file per module (files)",
+        ("bundle", "files"),
+    ),
+    Key(
         "vm-disk",
         "path",
         None,

@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._arch import ARCHES, RUNTIME_PACKAGES, Arch
+from ._bundle import PATH as BUNDLE_PATH
+from ._bundle import unpack as unpack_bundle
 from ._console import MARKER, ConsoleFilter, Seen, stream
-from ._cpio import CpioWriter
+from ._cpio import CpioWriter, read_cpio
 from ._debs import cache_dir, fetch, kernel_package, unpack
 from ._elf import has_pvh_entry, library_closure, needed_libraries
 from ._image import _SKIP_STDLIB, PY, Image, _Stdlib, build_initramfs, find_kernel, trace_imports
@@ -65,6 +67,7 @@ __all__ = [
     "find_kernel",
     "guest_boot",
     "has_pvh_entry",
+    "image_files",
     "host_files",
     "kernel_command_line",
     "kernel_modules",
@@ -101,3 +104,21 @@ def foreign_wheel(project: str, version: str, arch: Arch) -> Path:
     """The unpacked wheel of ``project`` ``version`` for ``arch`` (CPython 3.11),
     downloaded by pip unless the cache has it."""
     return unpack_wheel(fetch_wheel(project, version, arch.name))
+
+
+def image_files(initrd: bytes) -> dict[str, bytes]:
+    """The regular files of an initramfs (as written, or as one XZ stream), by path
+    without the leading ``/``; the modules of its bytecode bundle are listed as the
+    ``.pyc`` files they stand for, with their marshalled code."""
+    import lzma
+    import stat
+
+    if initrd[:6] == b"\xfd7zXZ\0":
+        initrd = lzma.decompress(initrd)
+    files = {name: data for name, (mode, data) in read_cpio(initrd).items() if stat.S_ISREG(mode)}
+    bundle = files.get(BUNDLE_PATH.lstrip("/"))
+    if bundle is not None:
+        index, code = unpack_bundle(bundle)
+        for _is_package, origin, offset, length in index.values():
+            files[origin.lstrip("/")] = bytes(code[offset : offset + length])
+    return files

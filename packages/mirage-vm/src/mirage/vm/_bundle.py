@@ -1,0 +1,157 @@
+"""The image's bytecode in one file, and the importer that serves it.
+
+An image imports a few hundred modules at boot. As files, each costs the path
+finder's directory searches and an open, a stat and a read; under software emulation
+that importer code runs cold, and the kernel unpacks one cpio entry per file. The
+build instead writes the bytecode of every module (standard library, application,
+mirage-tls) into ``/etc/mirage.bytecode``, and ``/init`` installs :class:`Bundle`
+ahead of the path finder before it imports anything else. Measured on the static
+website under QEMU (TCG): the first answer about 0.15 s sooner.
+
+Layout (all integers little-endian)::
+
+    b"MIRAGEPY" | importlib MAGIC_NUMBER (4 bytes) | index length (8) | index | code
+
+``index`` is ``marshal`` of ``{name: (is_package, origin, offset, length)}``, each
+module's ``marshal``-ed code object at ``offset`` in ``code``. ``origin`` is where its
+sourceless ``.pyc`` would be, so ``__file__`` and ``__path__`` are what they were
+(a package's folder stays in the image and holds its extension modules, which the
+path finder still loads). Code is unmarshalled when its module is imported.
+
+What stays files: ``encodings`` (CPython imports it before ``/init`` runs), ``os``
+(the landmark by which CPython finds its library), this module, and modules of the
+same name in two places (the path decides between them, as before).
+
+Standard library only: this module runs as ``/init``'s first import. ``pack`` and
+``unpack`` are for the build and for tests.
+"""
+
+import marshal
+import sys
+
+TYPE_CHECKING = False  # no typing module at boot; mypy reads this block
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import CodeType, ModuleType
+
+HEAD = b"MIRAGEPY"
+PATH = "/etc/mirage.bytecode"
+
+
+def _magic() -> bytes:
+    return sys.modules["_frozen_importlib_external"].MAGIC_NUMBER  # type: ignore[no-any-return]
+
+
+def pack(modules: dict[str, tuple[bool, str, bytes]]) -> bytes:
+    """The bundle of ``{name: (is_package, origin, marshalled code)}``."""
+    index = {}
+    blobs = []
+    offset = 0
+    for name, (is_package, origin, code) in sorted(modules.items()):
+        index[name] = (is_package, origin, offset, len(code))
+        blobs.append(code)
+        offset += len(code)
+    encoded = marshal.dumps(index)
+    return b"".join([HEAD, _magic(), len(encoded).to_bytes(8, "little"), encoded, *blobs])
+
+
+def unpack(data: bytes) -> tuple[dict[str, tuple[bool, str, int, int]], memoryview]:
+    """The index and the code area of a bundle; ImportError if it is not one this
+    interpreter's bytecode version reads."""
+    view = memoryview(data)
+    if len(view) < 20 or bytes(view[:8]) != HEAD:
+        raise ImportError("not a bytecode bundle")
+    if bytes(view[8:12]) != _magic():
+        raise ImportError(
+            f"the bytecode bundle is for another CPython (magic {bytes(view[8:12]).hex()},"
+            f" this one reads {_magic().hex()})"
+        )
+    size = int.from_bytes(view[12:20], "little")
+    try:
+        index = marshal.loads(view[20 : 20 + size])
+    except (EOFError, ValueError, TypeError) as exc:
+        raise ImportError(f"the bytecode bundle's index is damaged: {exc}") from None
+    code = view[20 + size :]
+    if not isinstance(index, dict) or not all(_entry(k, v, len(code)) for k, v in index.items()):
+        raise ImportError("the bytecode bundle's index is damaged")
+    return index, code
+
+
+def _entry(name: object, entry: object, limit: int) -> bool:
+    """Whether ``name: entry`` is an index entry: a module name, and a package flag,
+    an origin and a place within the ``limit`` bytes of code."""
+    if not isinstance(name, str) or not isinstance(entry, tuple) or len(entry) != 4:
+        return False
+    is_package, origin, offset, length = entry
+    return (
+        isinstance(is_package, bool)
+        and isinstance(origin, str)
+        and type(offset) is int
+        and type(length) is int
+        and 0 <= offset <= offset + length <= limit
+    )
+
+
+class Bundle:
+    """A meta path finder and loader over one bundle (an ``InspectLoader``: runpy
+    and pkgutil can ask it for code)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.index, self.code = unpack(data)
+        self._spec = sys.modules["_frozen_importlib"].ModuleSpec
+
+    def find_spec(
+        self, name: str, path: "object | None" = None, target: "object | None" = None
+    ) -> "ModuleSpec | None":
+        entry = self.index.get(name)
+        if entry is None:
+            return None
+        is_package, origin = entry[0], entry[1]
+        spec: ModuleSpec = self._spec(name, self, origin=origin, is_package=is_package)
+        spec.has_location = True  # __file__ is origin
+        if is_package:
+            spec.submodule_search_locations = [origin.rpartition("/")[0]]
+        return spec
+
+    def create_module(self, spec: "ModuleSpec") -> None:
+        return None
+
+    def exec_module(self, module: "ModuleType") -> None:
+        spec = module.__spec__
+        exec(self.get_code(module.__name__ if spec is None else spec.name), module.__dict__)
+
+    def get_code(self, name: str) -> "CodeType":
+        entry = self.index.get(name)
+        if entry is None:
+            raise ImportError(f"no module {name!r} in the bytecode bundle", name=name)
+        offset, length = entry[2], entry[3]
+        code: CodeType = marshal.loads(self.code[offset : offset + length])
+        return code
+
+    def get_source(self, name: str) -> None:
+        return None  # sourceless, as the .pyc files were
+
+    def is_package(self, name: str) -> bool:
+        entry = self.index.get(name)
+        if entry is None:
+            raise ImportError(f"no module {name!r} in the bytecode bundle", name=name)
+        return entry[0]
+
+    def get_filename(self, name: str) -> str:
+        entry = self.index.get(name)
+        if entry is None:
+            raise ImportError(f"no module {name!r} in the bytecode bundle", name=name)
+        return entry[1]
+
+
+def install(path: str = PATH) -> "Bundle | None":
+    """Put the bundle at ``path`` first on ``sys.meta_path``; None if there is none
+    (an image built with ``--vm-bytecode files``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    bundle = Bundle(data)
+    sys.meta_path.insert(0, bundle)
+    return bundle

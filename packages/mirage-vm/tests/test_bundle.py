@@ -1,0 +1,233 @@
+"""The image's bytecode bundle (mirage.vm._bundle) and the build's choice of what
+goes into it. The importer runs in a fresh interpreter, as /init runs it."""
+
+from __future__ import annotations
+
+import json
+import marshal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mirage.vm import _bundle
+from mirage.vm._image import _bundle_bytecode, _module_name, _pyc
+
+SOURCES = {
+    "pkg/__init__.py": "VALUE = 'package'\n",
+    "pkg/sub.py": "from . import VALUE\nFROM_PACKAGE = VALUE\n",
+    "pkg/deep/__init__.py": "",
+    "pkg/deep/leaf.py": "import pkg.sub\nLEAF = pkg.sub.FROM_PACKAGE + '/leaf'\n",
+    "alone.py": "import sys\nif __name__ == '__main__':\n    print('ran as main', sys.argv[1:])\n",
+}
+
+
+def _code(source: str, origin: str) -> bytes:
+    return marshal.dumps(compile(source, origin, "exec", dont_inherit=True))
+
+
+def _write_bundle(folder: Path) -> Path:
+    modules = {}
+    for rel, source in SOURCES.items():
+        name, is_package = _module_name(rel)
+        origin = str(folder / rel)[:-3] + ".pyc"
+        modules[name] = (is_package, origin, _code(source, str(folder / rel)))
+    path = folder / "bytecode"
+    path.write_bytes(_bundle.pack(modules))
+    return path
+
+
+def _run(folder: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in an isolated interpreter whose only module path is ``folder``,
+    after installing the bundle from ``mirage.vm._bundle``'s file (as /init does)."""
+    preamble = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:] = [{str(folder)!r}] + [p for p in sys.path if 'python3' in p]
+        exec(compile(open({_bundle.__file__!r}).read(), '_mirage_bundle', 'exec'), g := {{}})
+        bundle = g['install']({str(folder / "bytecode")!r})
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", preamble + textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=folder,
+    )
+
+
+def test_modules_packages_and_relative_imports_load_from_the_bundle(tmp_path: Path) -> None:
+    _write_bundle(tmp_path)
+    # A file left beside the package's code (an extension module, in an image) is
+    # still found by the path finder through the package's __path__.
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "on_disk.py").write_text("WHERE = 'disk'\n")
+    ran = _run(
+        tmp_path,
+        """
+        import json
+        import pkg.deep.leaf, pkg.on_disk
+        out = {
+            "leaf": pkg.deep.leaf.LEAF,
+            "disk": pkg.on_disk.WHERE,
+            "file": pkg.sub.__file__,
+            "path": list(pkg.__path__),
+            "deep_path": list(pkg.deep.__path__),
+            "loader_is_bundle": pkg.sub.__loader__ is bundle,
+            "disk_loader": type(pkg.on_disk.__loader__).__name__,
+            "package": pkg.deep.leaf.__package__,
+            "cached": pkg.sub.__cached__,
+            "first": sys.meta_path[0] is bundle,
+        }
+        print(json.dumps(out))
+        """,
+    )
+    assert ran.returncode == 0, ran.stderr
+    out = json.loads(ran.stdout)
+    assert out["leaf"] == "package/leaf" and out["disk"] == "disk"
+    assert out["file"] == str(tmp_path / "pkg" / "sub.pyc") == out["cached"]
+    assert out["path"] == [str(tmp_path / "pkg")]
+    assert out["deep_path"] == [str(tmp_path / "pkg" / "deep")]
+    assert out["loader_is_bundle"] and out["first"]
+    assert out["disk_loader"] == "SourceFileLoader"
+    assert out["package"] == "pkg.deep"
+
+
+def test_the_loader_answers_runpy_and_importlib(tmp_path: Path) -> None:
+    _write_bundle(tmp_path)
+    ran = _run(
+        tmp_path,
+        """
+        import importlib.util, runpy
+        spec = importlib.util.find_spec("pkg.sub")
+        assert spec.loader is bundle and spec.origin.endswith("pkg/sub.pyc"), spec
+        assert bundle.is_package("pkg") and not bundle.is_package("pkg.sub")
+        assert bundle.get_source("pkg.sub") is None
+        assert bundle.get_filename("alone").endswith("alone.pyc")
+        assert importlib.util.find_spec("not_there") is None
+        try:
+            bundle.get_code("not_there")
+        except ImportError as exc:
+            assert "not_there" in str(exc)
+        else:
+            raise AssertionError("no error")
+        sys.argv = ["alone", "x"]
+        runpy.run_module("alone", run_name="__main__", alter_sys=True)
+        """,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "ran as main ['x']"
+
+
+def test_no_bundle_file_installs_nothing(tmp_path: Path) -> None:
+    assert _bundle.install(str(tmp_path / "none")) is None
+
+
+def test_a_bundle_for_another_cpython_is_refused_by_name(tmp_path: Path) -> None:
+    data = bytearray(_write_bundle(tmp_path).read_bytes())
+    data[8:12] = b"\x00\x01\r\n"
+    with pytest.raises(ImportError, match="another CPython"):
+        _bundle.unpack(bytes(data))
+
+
+def test_an_index_that_points_outside_the_code_is_refused(tmp_path: Path) -> None:
+    index = marshal.dumps({"m": (False, "/m.pyc", 0, 10)})
+    data = _bundle.HEAD + _bundle._magic() + len(index).to_bytes(8, "little") + index + b"x"
+    with pytest.raises(ImportError, match="damaged"):
+        _bundle.unpack(data)
+
+
+@given(st.binary(max_size=200))
+def test_unpack_is_total(data: bytes) -> None:
+    for candidate in (data, _bundle.HEAD + _bundle._magic() + data):
+        try:
+            index, code = _bundle.unpack(candidate)
+        except ImportError:
+            continue
+        for _is_package, _origin, offset, length in index.values():
+            assert 0 <= offset <= offset + length <= len(code)
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,8}){0,2}", fullmatch=True),
+        st.tuples(st.booleans(), st.text(max_size=20), st.binary(max_size=50)),
+        max_size=8,
+    )
+)
+def test_pack_and_unpack_agree(modules: dict[str, tuple[bool, str, bytes]]) -> None:
+    index, code = _bundle.unpack(_bundle.pack(modules))
+    assert set(index) == set(modules)
+    for name, (is_package, origin, data) in modules.items():
+        got = index[name]
+        assert got[:2] == (is_package, origin)
+        assert bytes(code[got[2] : got[2] + got[3]]) == data
+
+
+def test_the_build_keeps_startup_modules_and_doubled_names_as_files() -> None:
+    def entry(folder: str, rel: str) -> tuple[str, tuple[str, bytes]]:
+        return f"{folder}/{rel[:-3]}.pyc", (folder, _pyc(b"X = 1\n", f"/{folder}/{rel}"))
+
+    stdlib = "usr/lib/python3.11"
+    bytecode = dict(
+        [
+            entry(stdlib, "json/__init__.py"),
+            entry(stdlib, "json/decoder.py"),
+            entry(stdlib, "encodings/__init__.py"),
+            entry(stdlib, "encodings/idna.py"),
+            entry(stdlib, "os.py"),
+            entry(stdlib, "queue.py"),
+            entry("app", "queue.py"),  # an application module named as a stdlib one
+            entry("app", "main.py"),
+        ]
+    )
+    bundled = _bundle_bytecode(bytecode)
+    assert sorted(bundled) == ["json", "json.decoder", "main"]
+    assert bundled["json"][:2] == (True, f"/{stdlib}/json/__init__.pyc")
+    assert bundled["main"][:2] == (False, "/app/main.pyc")
+    assert marshal.loads(bundled["main"][2]).co_filename == "/app/main.py"
+    assert sorted(bytecode) == [
+        "app/queue.pyc",
+        f"{stdlib}/encodings/__init__.pyc",
+        f"{stdlib}/encodings/idna.pyc",
+        f"{stdlib}/os.pyc",
+        f"{stdlib}/queue.pyc",
+    ]
+
+
+def test_read_cpio_reads_what_the_writer_wrote() -> None:
+    import io
+
+    from mirage.vm._cpio import CpioWriter, read_cpio
+
+    out = io.BytesIO()
+    writer = CpioWriter(out)
+    writer.directory("etc")
+    writer.file("etc/a", b"abc", 0o600)
+    writer.symlink("lib64", "lib")
+    writer.close()
+    entries = read_cpio(out.getvalue() + b"\0" * 8 + out.getvalue())  # two archives
+    assert entries["etc/a"] == (0o100600, b"abc")
+    assert entries["lib64"][1] == b"lib" and set(entries) == {"etc", "etc/a", "lib64"}
+
+
+@given(st.binary(max_size=300), st.integers(0, 300))
+def test_read_cpio_is_total(noise: bytes, cut: int) -> None:
+    import io
+
+    from mirage.vm._cpio import CpioWriter, read_cpio
+
+    out = io.BytesIO()
+    writer = CpioWriter(out)
+    writer.file("f", noise)
+    writer.close()
+    for data in (noise, b"070701" + noise, out.getvalue()[:cut]):
+        try:
+            read_cpio(data)
+        except ValueError:
+            pass

@@ -231,3 +231,14 @@ def test_read_cpio_is_total(noise: bytes, cut: int) -> None:
             read_cpio(data)
         except ValueError:
             pass
+
+
+def test_a_bundle_file_cut_short_is_refused_and_one_whole_reads_lazily(tmp_path: Path) -> None:
+    path = _write_bundle(tmp_path)
+    whole = path.read_bytes()
+    opened = _bundle.Bundle.open(str(path))
+    assert opened.is_package("pkg") and opened.get_code("pkg.sub").co_filename.endswith("sub.py")
+    for cut in (5, 19, 30, len(whole) - 1):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(ImportError):
+            _bundle.Bundle.open(str(path))

@@ -6,7 +6,7 @@ that importer code runs cold, and the kernel unpacks one cpio entry per file. Th
 build instead writes the bytecode of every module (standard library, application,
 mirage-tls) into ``/etc/mirage.bytecode``, and ``/init`` installs :class:`Bundle`
 ahead of the path finder before it imports anything else. Measured on the static
-website under QEMU (TCG): the first answer about 0.15 s sooner.
+website under QEMU (TCG): the first answer about 0.2 s sooner (2.91 against 3.12 s).
 
 Layout (all integers little-endian)::
 
@@ -16,7 +16,8 @@ Layout (all integers little-endian)::
 module's ``marshal``-ed code object at ``offset`` in ``code``. ``origin`` is where its
 sourceless ``.pyc`` would be, so ``__file__`` and ``__path__`` are what they were
 (a package's folder stays in the image and holds its extension modules, which the
-path finder still loads). Code is unmarshalled when its module is imported.
+path finder still loads). ``/init`` reads the index only: a module's code is read and
+unmarshalled when it is imported.
 
 What stays files: ``encodings`` (CPython imports it before ``/init`` runs), ``os``
 (the landmark by which CPython finds its library), this module, and modules of the
@@ -27,10 +28,12 @@ Standard library only: this module runs as ``/init``'s first import. ``pack`` an
 """
 
 import marshal
+import os
 import sys
 
 TYPE_CHECKING = False  # no typing module at boot; mypy reads this block
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from importlib.machinery import ModuleSpec
     from types import CodeType, ModuleType
 
@@ -55,26 +58,34 @@ def pack(modules: dict[str, tuple[bool, str, bytes]]) -> bytes:
     return b"".join([HEAD, _magic(), len(encoded).to_bytes(8, "little"), encoded, *blobs])
 
 
+def _index(head: bytes, encoded: bytes, code_size: int) -> dict[str, tuple[bool, str, int, int]]:
+    """The index of a bundle, from its first 20 bytes, the index's bytes and the size
+    of its code area; ImportError if it is not one this interpreter reads."""
+    if len(head) < 20 or head[:8] != HEAD:
+        raise ImportError("not a bytecode bundle")
+    if head[8:12] != _magic():
+        raise ImportError(
+            f"the bytecode bundle is for another CPython (magic {head[8:12].hex()},"
+            f" this one reads {_magic().hex()})"
+        )
+    if len(encoded) != int.from_bytes(head[12:20], "little") or code_size < 0:
+        raise ImportError("the bytecode bundle is cut short")
+    try:
+        index = marshal.loads(encoded)
+    except (EOFError, ValueError, TypeError) as exc:
+        raise ImportError(f"the bytecode bundle's index is damaged: {exc}") from None
+    if not isinstance(index, dict) or not all(_entry(k, v, code_size) for k, v in index.items()):
+        raise ImportError("the bytecode bundle's index is damaged")
+    return index
+
+
 def unpack(data: bytes) -> tuple[dict[str, tuple[bool, str, int, int]], memoryview]:
     """The index and the code area of a bundle; ImportError if it is not one this
     interpreter's bytecode version reads."""
     view = memoryview(data)
-    if len(view) < 20 or bytes(view[:8]) != HEAD:
-        raise ImportError("not a bytecode bundle")
-    if bytes(view[8:12]) != _magic():
-        raise ImportError(
-            f"the bytecode bundle is for another CPython (magic {bytes(view[8:12]).hex()},"
-            f" this one reads {_magic().hex()})"
-        )
-    size = int.from_bytes(view[12:20], "little")
-    try:
-        index = marshal.loads(view[20 : 20 + size])
-    except (EOFError, ValueError, TypeError) as exc:
-        raise ImportError(f"the bytecode bundle's index is damaged: {exc}") from None
-    code = view[20 + size :]
-    if not isinstance(index, dict) or not all(_entry(k, v, len(code)) for k, v in index.items()):
-        raise ImportError("the bytecode bundle's index is damaged")
-    return index, code
+    size = int.from_bytes(view[12:20], "little") if len(view) >= 20 else 0
+    index = _index(bytes(view[:20]), bytes(view[20 : 20 + size]), len(view) - 20 - size)
+    return index, view[20 + size :]
 
 
 def _entry(name: object, entry: object, limit: int) -> bool:
@@ -96,9 +107,31 @@ class Bundle:
     """A meta path finder and loader over one bundle (an ``InspectLoader``: runpy
     and pkgutil can ask it for code)."""
 
-    def __init__(self, data: bytes) -> None:
-        self.index, self.code = unpack(data)
+    def __init__(
+        self,
+        index: dict[str, tuple[bool, str, int, int]],
+        read: "Callable[[int, int], bytes | memoryview]",
+    ) -> None:
+        self.index = index
+        self.read = read  # (offset, length) in the code area -> bytes
         self._spec = sys.modules["_frozen_importlib"].ModuleSpec
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Bundle":
+        index, code = unpack(data)
+        return cls(index, lambda offset, length: code[offset : offset + length])
+
+    @classmethod
+    def open(cls, path: str) -> "Bundle":
+        """The bundle in the file ``path``, whose index only is read now: each
+        module's code is read when it is imported (the file stays open)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        head = os.pread(fd, 20, 0)
+        size = int.from_bytes(head[12:20], "little") if len(head) == 20 else 0
+        code_size = os.fstat(fd).st_size - 20 - size
+        index = _index(head, os.pread(fd, size, 20) if code_size >= 0 else b"", code_size)
+        start = 20 + size
+        return cls(index, lambda offset, length: os.pread(fd, length, start + offset))
 
     def find_spec(
         self, name: str, path: "object | None" = None, target: "object | None" = None
@@ -125,7 +158,7 @@ class Bundle:
         if entry is None:
             raise ImportError(f"no module {name!r} in the bytecode bundle", name=name)
         offset, length = entry[2], entry[3]
-        code: CodeType = marshal.loads(self.code[offset : offset + length])
+        code: CodeType = marshal.loads(self.read(offset, length))
         return code
 
     def get_source(self, name: str) -> None:
@@ -148,10 +181,8 @@ def install(path: str = PATH) -> "Bundle | None":
     """Put the bundle at ``path`` first on ``sys.meta_path``; None if there is none
     (an image built with ``--vm-bytecode files``)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        bundle = Bundle.open(path)
     except FileNotFoundError:
         return None
-    bundle = Bundle(data)
     sys.meta_path.insert(0, bundle)
     return bundle

@@ -525,8 +525,13 @@ def build_initramfs(
     if loader is None:
         raise MirageError(f"the runtime has no ELF loader {loader_name}")
     loader_path = arch.loader.lstrip("/")
+    in_lib = f"lib/{arch.triplet}/{loader_name}"
     if not cpio.has(loader_path):
-        file(loader_path, loader.resolve().read_bytes(), 0o755)
+        if cpio.has(in_lib):  # libc's DT_NEEDED brought it in: the same file
+            directory(loader_path.rsplit("/", 1)[0])
+            cpio.symlink(loader_path, f"/{in_lib}")
+        else:
+            file(loader_path, loader.resolve().read_bytes(), 0o755)
 
     # The standard library, as sourceless bytecode next to where each .py would be.
     for _name, path in sorted(stdlib.files.items()):

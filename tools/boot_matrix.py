@@ -116,6 +116,16 @@ CELLS = (
         http=True,
         https=True,
     ),
+    # The same on 32-bit ARM: cryptography's armv7l wheel, Debian's armhf _cffi_backend.
+    Cell(
+        "static-website+https/armv7-virt",
+        "static-website",
+        ("-t", "arm", "--board", "virt-armv7"),
+        QEMU_ARMV7,
+        marker="static-website: serving on https",
+        http=True,
+        https=True,
+    ),
 )
 
 

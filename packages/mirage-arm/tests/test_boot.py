@@ -256,3 +256,36 @@ def test_https_in_an_arm64_image_takes_cryptography_from_the_arm64_wheels(
     assert "app/cryptography/x509/verification.pyc" in files
     assert "lib/aarch64-linux-gnu/libgcc_s.so.1" in files
     # Booted and asked over HTTPS by the boot matrix (static-website+https/arm64-virt).
+
+
+@needs_armhf
+def test_https_in_an_armv7_image_takes_debians_cffi_backend_where_no_wheel_is(
+    tmp_path: Path,
+) -> None:
+    for module, dist in (("mirage.kv", "mirage-kv"), ("mirage.http", "mirage-http")):
+        pytest.importorskip(module, reason=f"the static website needs {dist} installed")
+    pytest.importorskip("mirage.tls", reason="needs mirage-tls in the build's environment")
+    pytest.importorskip("cryptography", reason="needs cryptography in the build's environment")
+    project = tmp_path / "static-website"
+    shutil.copytree(
+        EXAMPLES / "static-website", project, ignore=shutil.ignore_patterns("mirage", "dist")
+    )
+    configured = mirage(project, "configure", "-t", "arm", "--board", "virt-armv7")
+    assert configured.returncode == 0, configured.stderr
+    built = mirage(project, "build", timeout=600)
+    assert built.returncode == 0, built.stderr
+    if "left out of the image: mirage-tls" in built.stderr:
+        pytest.skip("pip could not fetch the armv7l wheels (no package index reachable)")
+    from mirage.vm.images import image_files
+
+    files = image_files((project / "dist" / "www.initrd").read_bytes())
+    # cryptography from its armv7l wheel; cffi has none: its backend is Debian's.
+    rust = files.get("app/cryptography/hazmat/bindings/_rust.abi3.so")
+    cffi = files.get("app/_cffi_backend.cpython-311-arm-linux-gnueabihf.so")
+    assert rust is not None and cffi is not None, built.stderr
+    for binary in (rust, cffi):
+        # ELFCLASS32, EM_ARM, hard-float EABI5
+        assert binary[:5] == b"\x7fELF\x01" and binary[18:20] == b"\x28\x00"
+        assert int.from_bytes(binary[36:40], "little") & 0xFF000400 == 0x05000400
+    assert not any("x86_64" in name or "aarch64" in name for name in files)
+    # Booted and asked over HTTPS by the boot matrix (static-website+https/armv7-virt).

@@ -27,7 +27,8 @@ again: under software emulation QEMU translates code the first time it runs, so 
 first start costs several times the second, a cost a KVM guest does not pay.
 
 The static website is also built with ``--vm-compress xz`` (the initramfs as one XZ
-stream, as shipped) and booted: the smallest artifact, and what it costs at boot.
+stream, as shipped) and booted: the smallest artifact, and what it costs at boot; and
+with ``--vm-bytecode files`` (a ``.pyc`` per module instead of the bytecode bundle).
 
 Goals (issue): under 8 MB compressed without the kernel; first line within 1.5x of
 the bare kernel reaching PID 1. The container baseline (size only) is
@@ -317,11 +318,19 @@ def main() -> int:
         mirage(small, "build")
         small_command = qemu_command(small / "dist", "www", [], {"forward": f"{port}:8080"})
         small_image = (small / "dist" / "www.initrd").read_bytes()
+        # The same website with a .pyc file per module instead of the bytecode bundle.
+        files = work / "static-website-files"
+        shutil.copytree(site, files, ignore=shutil.ignore_patterns("mirage", "dist"))
+        mirage(files, "configure", "-t", "virtio", "--vm-bytecode", "files")
+        mirage(files, "build")
+        files_command = qemu_command(files / "dist", "www", [], {"forward": f"{port}:8080"})
 
         command = qemu_command(dist, "hello", ["--count", "1", "--delay-ms", "0"])
         full_command = qemu_command(full / "dist", "hello", ["--count", "1", "--delay-ms", "0"])
         bare_command = [c if c != "hello.initrd" else "bare.initrd" for c in command]
-        runs: dict[str, list[float]] = {k: [] for k in ("bare", "ours", "full", "site", "site-xz")}
+        runs: dict[str, list[float]] = {
+            k: [] for k in ("bare", "ours", "full", "site", "site-xz", "site-files")
+        }
         marks = traced_marks(site_command, site / "dist")
         twice = run_twice(command, dist, dist / "hello.initrd", work)
         for _ in range(RUNS):
@@ -331,6 +340,7 @@ def main() -> int:
             runs["full"].append(boot(full_command, full / "dist", "Hello World!")[0])
             runs["site"].append(first_answer(site_command, site / "dist", port))
             runs["site-xz"].append(first_answer(small_command, small / "dist", port))
+            runs["site-files"].append(first_answer(files_command, files / "dist", port))
 
     mib = 2**20
     print(
@@ -358,6 +368,7 @@ def main() -> int:
         ("hello, whole stdlib: first line", "full"),
         ("static-website: first HTTP answer", "site"),
         ("  the same, --vm-compress xz", "site-xz"),
+        ("  the same, --vm-bytecode files", "site-files"),
     ):
         median, best = summary(runs[key])
         print(f"{label:<34} {median:7.2f}s {best:7.2f}s")
@@ -375,6 +386,8 @@ def main() -> int:
         )
     full_ratio = summary(runs["full"])[0] / summary(runs["ours"])[0]
     print(f"whole-stdlib first line / ours: {full_ratio:.2f}")
+    files_ratio = summary(runs["site-files"])[0] / summary(runs["site"])[0]
+    print(f"website, a .pyc per module / the bytecode bundle: {files_ratio:.2f}")
     print("the website's boot in the guest (one traced boot; seconds since its kernel started):")
     last = None
     for name, meaning in PHASES:

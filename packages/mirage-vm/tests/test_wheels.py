@@ -132,6 +132,11 @@ def test_pip_failing_names_the_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert argv[1:4] == ["-m", "pip", "download"] and "--only-binary=:all:" in argv
     assert "manylinux2014_aarch64" in argv and "manylinux_2_28_aarch64" in argv
     assert argv[argv.index("--python-version") + 1] == "3.11" and argv[-1] == "nothing==1.0"
+    # armv7 wheels say armv7l, and are manylinux_2_31 (bookworm's C library is 2.36).
+    with pytest.raises(MirageError, match=r"no armv7l wheel of nothing 1\.0"):
+        fetch_wheel("nothing", "1.0", "armv7")
+    assert "manylinux_2_31_armv7l" in seen[1] and "manylinux_2_36_armv7l" in seen[1]
+    assert not any(tag.endswith("_armv7") for tag in seen[1])
 
 
 def _other() -> str:

@@ -318,12 +318,40 @@ def _for_arch(
         try:
             folder = unpack_wheel(fetch_wheel(dists[0], version, arch.name, python, log))
         except MirageError as exc:
-            return f"mirage-tls ({exc.message})"
+            debian = _debian_module(top, arch, log)
+            if debian is None:
+                return f"mirage-tls ({exc.message})"
+            result.append(debian)
+            continue
         found = _wheel_files(folder, top)
         if not any(rel.endswith(".so") for rel, _ in found):
             return f"mirage-tls (the {arch.name} wheel of {dists[0]} {version} has no {top})"
         result.extend(found)
     return result
+
+
+DEBIAN_MODULES = {"_cffi_backend": "python3-cffi-backend"}
+"""Compiled modules that have no wheel for every architecture (cffi publishes none for
+armv7l), and the Debian package that holds the module for the runtime's CPython."""
+
+
+def _debian_module(top: str, arch: Arch, log: list[str] | None) -> tuple[str, Path] | None:
+    """``(file under /app, file)`` of the extension module ``top`` from its Debian
+    package for ``arch`` (:data:`DEBIAN_MODULES`), or None where there is none. The
+    module's version is Debian's: bookworm's ``_cffi_backend`` is 1.15, which
+    cryptography's bindings (built with cffi 2) load."""
+    from ._debs import fetch, unpack
+
+    package = DEBIAN_MODULES.get(top)
+    if package is None:
+        return None
+    try:
+        root = unpack(fetch([package], arch.deb, log))
+    except MirageError:
+        return None
+    name = f"{top}.cpython-311-{arch.triplet}.so"
+    path = root / "usr" / "lib" / "python3" / "dist-packages" / name
+    return (name, path) if path.is_file() else None
 
 
 def _kernel_modules(root: Path, version: str, wanted: Iterable[str]) -> list[Path]:

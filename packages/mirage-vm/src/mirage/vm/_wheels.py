@@ -22,7 +22,7 @@ from mirage.core import MirageError
 
 from ._debs import cache_dir
 
-__all__ = ["WheelName", "fetch_wheel", "parse_wheel", "select_wheel", "unpack_wheel"]
+__all__ = ["WHEEL_ARCH", "WheelName", "fetch_wheel", "parse_wheel", "select_wheel", "unpack_wheel"]
 
 _WHEEL = re.compile(
     r"^(?P<project>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(?:-(?P<build>\d[^-]*))?"
@@ -130,10 +130,15 @@ def _policy(tag: str) -> tuple[int, int]:
     return _LEGACY.get(tag.partition("_")[0], (0, 0))
 
 
+WHEEL_ARCH = {"armv7": "armv7l"}
+"""Where a wheel's platform tag names an architecture otherwise than we do."""
+
+
 def _pip_platforms(arch: str, glibc: tuple[int, int]) -> list[str]:
-    return [f"manylinux_{glibc[0]}_{minor}_{arch}" for minor in (28, 17) if minor <= glibc[1]] + [
-        f"manylinux2014_{arch}"
-    ]
+    """Every manylinux tag a wheel for ``arch`` with the C library ``glibc`` may carry
+    (pip takes the best it finds: armv7l wheels, for one, are manylinux_2_31)."""
+    minors = range(glibc[1], 16, -1)
+    return [f"manylinux_{glibc[0]}_{minor}_{arch}" for minor in minors] + [f"manylinux2014_{arch}"]
 
 
 def fetch_wheel(
@@ -144,6 +149,7 @@ def fetch_wheel(
     log: list[str] | None = None,
 ) -> Path:
     """The wheel of ``project`` ``version`` for ``arch``, downloaded by pip unless cached."""
+    arch = WHEEL_ARCH.get(arch, arch)
     folder = cache_dir() / "wheels"
     folder.mkdir(parents=True, exist_ok=True)
     cached = select_wheel(

@@ -84,20 +84,24 @@ def _website(name: str, configure: tuple[str, ...], needs: tuple[str, ...]) -> C
     )
 
 
+def _website_https(name: str, configure: tuple[str, ...], needs: tuple[str, ...]) -> Cell:
+    """The website over HTTP and HTTPS, in one boot (a cell of its own would cost ~25 s)."""
+    return Cell(
+        f"static-website+https/{name}",
+        "static-website",
+        configure,
+        needs,
+        marker="static-website: serving on https",
+        http=True,
+        https=True,
+    )
+
+
 CELLS = (
     _hello("unix", ("-t", "unix"), ()),
     _website("unix", ("-t", "unix"), ()),
     _hello("virtio-x86_64", ("-t", "virtio"), QEMU_X86),
-    # The website over HTTP and HTTPS (one boot: a cell of its own would cost ~25 s).
-    Cell(
-        "static-website+https/virtio-x86_64",
-        "static-website",
-        ("-t", "virtio"),
-        QEMU_X86,
-        marker="static-website: serving on https",
-        http=True,
-        https=True,
-    ),
+    _website_https("virtio-x86_64", ("-t", "virtio"), QEMU_X86),
     _hello("xen-x86_64-on-xen", ("-t", "xen", "--xen-boot", "hypervisor"), QEMU_X86),
     _website("xen-x86_64-on-xen", ("-t", "xen", "--xen-boot", "hypervisor"), QEMU_X86),
     _website("xen-x86_64-pvh", ("-t", "xen", "--xen-boot", "pvh"), QEMU_X86),
@@ -106,26 +110,10 @@ CELLS = (
     _website("xen-arm64-dom0less", ("-t", "xen-arm64"), QEMU_ARM),
     _hello("arm64-virt", ("-t", "arm", "--board", "virt-aarch64"), QEMU_ARM),
     _hello("armv7-virt", ("-t", "arm", "--board", "virt-armv7"), QEMU_ARMV7),
-    # Over HTTP and HTTPS: the image's cryptography comes from the arm64 wheels.
-    Cell(
-        "static-website+https/arm64-virt",
-        "static-website",
-        ("-t", "arm", "--board", "virt-aarch64"),
-        QEMU_ARM,
-        marker="static-website: serving on https",
-        http=True,
-        https=True,
-    ),
-    # The same on 32-bit ARM: cryptography's armv7l wheel, Debian's armhf _cffi_backend.
-    Cell(
-        "static-website+https/armv7-virt",
-        "static-website",
-        ("-t", "arm", "--board", "virt-armv7"),
-        QEMU_ARMV7,
-        marker="static-website: serving on https",
-        http=True,
-        https=True,
-    ),
+    # The image's cryptography comes from the arm64 wheels.
+    _website_https("arm64-virt", ("-t", "arm", "--board", "virt-aarch64"), QEMU_ARM),
+    # On 32-bit ARM: cryptography's armv7l wheel, Debian's armhf _cffi_backend.
+    _website_https("armv7-virt", ("-t", "arm", "--board", "virt-armv7"), QEMU_ARMV7),
 )
 
 

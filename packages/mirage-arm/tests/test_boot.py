@@ -227,10 +227,9 @@ def test_a_block_device_is_refused_at_build_time(tmp_path: Path, target: tuple[s
     assert "images have no disk driver yet" in built.stderr and "-t virtio" in built.stderr
 
 
-@needs_arm64
-def test_https_in_an_arm64_image_takes_cryptography_from_the_arm64_wheels(
-    tmp_path: Path,
-) -> None:
+def _website_for(board: str, tmp_path: Path) -> tuple[dict[str, bytes], str]:
+    """The static website built for ``board`` with HTTPS: its image's files, and the
+    build's messages. Skips where the environment or the package index lacks a part."""
     for module, dist in (("mirage.kv", "mirage-kv"), ("mirage.http", "mirage-http")):
         pytest.importorskip(module, reason=f"the static website needs {dist} installed")
     pytest.importorskip("mirage.tls", reason="needs mirage-tls in the build's environment")
@@ -239,18 +238,25 @@ def test_https_in_an_arm64_image_takes_cryptography_from_the_arm64_wheels(
     shutil.copytree(
         EXAMPLES / "static-website", project, ignore=shutil.ignore_patterns("mirage", "dist")
     )
-    configured = mirage(project, "configure", "-t", "arm", "--board", "virt-aarch64")
+    configured = mirage(project, "configure", "-t", "arm", "--board", board)
     assert configured.returncode == 0, configured.stderr
     built = mirage(project, "build", timeout=600)
     assert built.returncode == 0, built.stderr
-    if "left out of the image: mirage-tls (no aarch64 wheel" in built.stderr:
-        pytest.skip("pip could not fetch the aarch64 wheels (no package index reachable)")
+    if "left out of the image: mirage-tls" in built.stderr:
+        pytest.skip(f"pip could not fetch the wheels for {board} (no package index reachable)")
     from mirage.vm.images import image_files
 
-    files = image_files((project / "dist" / "www.initrd").read_bytes())
+    return image_files((project / "dist" / "www.initrd").read_bytes()), built.stderr
+
+
+@needs_arm64
+def test_https_in_an_arm64_image_takes_cryptography_from_the_arm64_wheels(
+    tmp_path: Path,
+) -> None:
+    files, messages = _website_for("virt-aarch64", tmp_path)
     rust = files.get("app/cryptography/hazmat/bindings/_rust.abi3.so")
     cffi = files.get("app/_cffi_backend.cpython-311-aarch64-linux-gnu.so")
-    assert rust is not None and cffi is not None, built.stderr
+    assert rust is not None and cffi is not None, messages
     for binary in (rust, cffi):
         assert binary[:4] == b"\x7fELF" and binary[18:20] == b"\xb7\x00"  # EM_AARCH64
     assert "app/cryptography/x509/verification.pyc" in files
@@ -262,27 +268,11 @@ def test_https_in_an_arm64_image_takes_cryptography_from_the_arm64_wheels(
 def test_https_in_an_armv7_image_takes_debians_cffi_backend_where_no_wheel_is(
     tmp_path: Path,
 ) -> None:
-    for module, dist in (("mirage.kv", "mirage-kv"), ("mirage.http", "mirage-http")):
-        pytest.importorskip(module, reason=f"the static website needs {dist} installed")
-    pytest.importorskip("mirage.tls", reason="needs mirage-tls in the build's environment")
-    pytest.importorskip("cryptography", reason="needs cryptography in the build's environment")
-    project = tmp_path / "static-website"
-    shutil.copytree(
-        EXAMPLES / "static-website", project, ignore=shutil.ignore_patterns("mirage", "dist")
-    )
-    configured = mirage(project, "configure", "-t", "arm", "--board", "virt-armv7")
-    assert configured.returncode == 0, configured.stderr
-    built = mirage(project, "build", timeout=600)
-    assert built.returncode == 0, built.stderr
-    if "left out of the image: mirage-tls" in built.stderr:
-        pytest.skip("pip could not fetch the armv7l wheels (no package index reachable)")
-    from mirage.vm.images import image_files
-
-    files = image_files((project / "dist" / "www.initrd").read_bytes())
+    files, messages = _website_for("virt-armv7", tmp_path)
     # cryptography from its armv7l wheel; cffi has none: its backend is Debian's.
     rust = files.get("app/cryptography/hazmat/bindings/_rust.abi3.so")
     cffi = files.get("app/_cffi_backend.cpython-311-arm-linux-gnueabihf.so")
-    assert rust is not None and cffi is not None, built.stderr
+    assert rust is not None and cffi is not None, messages
     for binary in (rust, cffi):
         # ELFCLASS32, EM_ARM, hard-float EABI5
         assert binary[:5] == b"\x7fELF\x01" and binary[18:20] == b"\x28\x00"

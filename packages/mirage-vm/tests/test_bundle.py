@@ -242,3 +242,23 @@ def test_a_bundle_file_cut_short_is_refused_and_one_whole_reads_lazily(tmp_path:
         path.write_bytes(whole[:cut])
         with pytest.raises(ImportError):
             _bundle.Bundle.open(str(path))
+
+
+def test_install_can_leave_packages_to_the_path(tmp_path: Path) -> None:
+    _write_bundle(tmp_path)
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "pkg").mkdir()
+    (tmp_path / "own" / "pkg" / "__init__.py").write_text("VALUE = 'own copy'\n")
+    ran = _run(
+        tmp_path,
+        f"""
+        bundle.index.clear()  # the first install's, taken back
+        sys.meta_path.remove(bundle)
+        sys.path.insert(0, {str(tmp_path / "own")!r})
+        again = g['install']({str(tmp_path / "bytecode")!r}, skip=("pkg",))
+        import pkg, alone
+        print(pkg.VALUE, alone.__loader__ is again, sorted(again.index))
+        """,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["own", "copy", "True", "['alone']"]

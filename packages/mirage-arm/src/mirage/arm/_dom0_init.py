@@ -174,9 +174,14 @@ def main() -> None:
                 sys.executable,
                 "-IS",
                 "-c",
-                f"import sys; sys.path.insert(0, {MIRAGE_XENSTORED!r});"
-                " from mirage.xen.xenstore._daemon import main;"
-                " main(['--linux-dom0', '--socket', '/run/xenstored/socket'])",
+                f"import sys\nsys.path.insert(0, {MIRAGE_XENSTORED!r})\n"
+                # The standard library it shares with the guest, from the guest's
+                # bytecode bundle where there is one; its own mirage.xen and the rest
+                # of what it imports from its files.
+                "try:\n import _mirage_bundle\nexcept ImportError:\n pass\n"
+                "else:\n _mirage_bundle.install(skip=('mirage',))\n"
+                "from mirage.xen.xenstore._daemon import main\n"
+                "main(['--linux-dom0', '--socket', '/run/xenstored/socket'])\n",
             ]
         )
     else:

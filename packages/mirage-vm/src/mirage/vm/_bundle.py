@@ -177,12 +177,15 @@ class Bundle:
         return entry[1]
 
 
-def install(path: str = PATH) -> "Bundle | None":
+def install(path: str = PATH, skip: "tuple[str, ...]" = ()) -> "Bundle | None":
     """Put the bundle at ``path`` first on ``sys.meta_path``; None if there is none
-    (an image built with ``--vm-bytecode files``)."""
+    (an image built with ``--vm-bytecode files``). Packages named in ``skip`` (and
+    their modules) are left to the path (another program's own copy of them)."""
     try:
         bundle = Bundle.open(path)
     except FileNotFoundError:
         return None
+    for name in [n for n in bundle.index if n.partition(".")[0] in skip]:
+        del bundle.index[name]
     sys.meta_path.insert(0, bundle)
     return bundle

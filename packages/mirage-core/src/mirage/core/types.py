@@ -125,6 +125,8 @@ class Random(Device, Protocol):
 
 @dataclass(slots=True)
 class NetworkStats:
+    """Counters of a network device since it started."""
+
     rx_bytes: int = 0
     rx_packets: int = 0
     tx_bytes: int = 0
@@ -334,6 +336,8 @@ class BlockOutOfRange(BlockError):
 
 @dataclass(frozen=True, slots=True)
 class BlockInfo:
+    """What a block device is: writable or not, its sector size and its size in sectors."""
+
     read_write: bool
     sector_size: int
     size_sectors: int

@@ -44,6 +44,8 @@ def get_header(headers: Headers, name: bytes) -> bytes | None:
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """A request head: method, target, headers and the HTTP version."""
+
     method: bytes
     target: bytes
     headers: Headers = ()
@@ -62,6 +64,8 @@ class InformationalResponse:
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """A final response head: status, headers, reason phrase and the HTTP version."""
+
     status: int
     headers: Headers = ()
     reason: bytes = b""
@@ -70,11 +74,15 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Data:
+    """Some bytes of a message's body."""
+
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class EndOfMessage:
+    """The end of a message's body, with its trailers (chunked bodies only)."""
+
     trailers: Headers = field(default=())
 
 

@@ -9,6 +9,8 @@ __all__ = ["Limits"]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """How much of a message the parser accepts before it answers with an error."""
+
     max_request_line: int = 8190
     """Bytes in the request line (or status line); longer is 414."""
     max_header_count: int = 100

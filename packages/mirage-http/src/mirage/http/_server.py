@@ -48,6 +48,8 @@ log = logging.getLogger("mirage.http.server")
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
+    """The settings of an HTTP server (each field says what it sets)."""
+
     limits: Limits = field(default_factory=Limits)
     max_connections: int = 1024
     """Connections served at once; one more gets 503 and is closed."""

@@ -89,6 +89,8 @@ def _etag_matches(header: str, etag: str, *, weak: bool) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
+    """A served file as last seen: its size, time, ETag, type and prepared headers."""
+
     size: int
     mtime: float
     etag: str

@@ -25,12 +25,16 @@ __all__ = ["Dictionary", "Node", "TreeKv", "Value", "digest", "insert", "segment
 
 @dataclass(slots=True)
 class Value:
+    """A leaf of the store: its bytes and when they were last written."""
+
     data: bytes
     mtime: float
 
 
 @dataclass(slots=True)
 class Dictionary:
+    """An inner node of the store: named entries and when it last changed."""
+
     entries: dict[str, Value | Dictionary] = field(default_factory=dict)
     mtime: float = 0.0
 

@@ -48,6 +48,8 @@ ANNOUNCE_NUM = 2
 
 @dataclass(frozen=True, slots=True)
 class ArpPacket:
+    """An ARP packet for IPv4 over Ethernet: operation, sender and target addresses."""
+
     op: int
     sha: bytes
     spa: bytes
@@ -71,29 +73,39 @@ class ArpPacket:
 
 @dataclass(frozen=True, slots=True)
 class ArpSend:
+    """Send ``packet`` to the Ethernet address ``dst``."""
+
     packet: ArpPacket
     dst: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ArpResolved:
+    """``ip`` is at ``mac``: what waited for it may be sent."""
+
     ip: bytes
     mac: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ArpFailed:
+    """``ip`` did not answer our requests: what waited for it is dropped."""
+
     ip: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ArpConflict:
+    """Another host (``mac``) uses ``ip``, an address of ours or one we probe."""
+
     ip: bytes
     mac: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ArpProbed:
+    """No host answered our probes for ``ip`` (RFC 5227): it is ours now."""
+
     ip: bytes
 
 
@@ -102,12 +114,16 @@ ArpAction = ArpSend | ArpResolved | ArpFailed | ArpConflict | ArpProbed
 
 @dataclass(slots=True)
 class _Pending:
+    """An address being resolved: requests sent so far and when to send the next."""
+
     tries: int
     next_at: float
 
 
 @dataclass(slots=True)
 class _Probe:
+    """An address being probed, then announced: counts and when to act next."""
+
     sent: int
     next_at: float
     announced: int = 0
@@ -116,6 +132,8 @@ class _Probe:
 
 @dataclass(slots=True)
 class ArpStats:
+    """Counters of the ARP core."""
+
     requests_in: int = 0
     replies_in: int = 0
     ignored: int = 0

@@ -21,6 +21,8 @@ HEADER = 14
 
 @dataclass(frozen=True, slots=True)
 class EthernetFrame:
+    """An Ethernet II frame: destination, source, EtherType and payload."""
+
     dst: bytes
     src: bytes
     ethertype: int

@@ -58,6 +58,8 @@ _PREFIX = struct.Struct("!BBIII16s")
 
 @dataclass(frozen=True, slots=True)
 class Icmpv6Message:
+    """An ICMPv6 message: type, code, the header's last 4 bytes and the body."""
+
     type: int
     code: int
     rest: int
@@ -89,6 +91,8 @@ class Icmpv6Message:
 
 @dataclass(frozen=True, slots=True)
 class PrefixInfo:
+    """A Prefix Information option of a Router Advertisement (RFC 4861 4.6.2)."""
+
     prefix: bytes
     length: int
     on_link: bool

@@ -39,6 +39,8 @@ def text(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Ipv4Packet:
+    """An IPv4 packet: addresses, protocol, payload and the header fields we keep."""
+
     src: bytes
     dst: bytes
     proto: int
@@ -149,6 +151,8 @@ def fragment(packet: Ipv4Packet, mtu: int) -> list[bytes]:
 
 @dataclass(slots=True)
 class _Partial:
+    """A datagram being reassembled: its fragments by offset, its length once known."""
+
     started: float
     pieces: dict[int, bytes] = field(default_factory=dict)
     total: int | None = None
@@ -157,6 +161,8 @@ class _Partial:
 
 @dataclass(slots=True)
 class ReassemblyStats:
+    """Counters of the fragment reassembler."""
+
     completed: int = 0
     overlaps: int = 0
     expired: int = 0

@@ -84,6 +84,8 @@ def link_local(mac: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Ipv6Packet:
+    """An IPv6 packet: addresses, next header, payload and the fixed header's fields."""
+
     src: bytes
     dst: bytes
     next_header: int

@@ -16,6 +16,8 @@ _HEADER = struct.Struct("!HHHH")
 
 @dataclass(frozen=True, slots=True)
 class UdpDatagram:
+    """A UDP datagram: ports and payload."""
+
     src_port: int
     dst_port: int
     payload: bytes

@@ -80,6 +80,8 @@ _KEEPALIVE = {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2}
 
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
+    """The settings of a TCP connection (each field says what it sets)."""
+
     mss: int = 1460
     """Largest segment payload we accept (our MTU minus 40)."""
     send_buffer: int = 256 * 1024

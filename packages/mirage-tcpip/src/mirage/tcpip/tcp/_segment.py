@@ -32,6 +32,8 @@ def _fold(total: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TcpSegment:
+    """A TCP segment: ports, sequence numbers, flags, window, options and payload."""
+
     src_port: int
     dst_port: int
     seq: int

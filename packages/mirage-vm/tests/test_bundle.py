@@ -262,3 +262,18 @@ def test_install_can_leave_packages_to_the_path(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["own", "copy", "True", "['alone']"]
+
+
+def test_imports_go_on_after_the_application_closes_every_descriptor(tmp_path: Path) -> None:
+    _write_bundle(tmp_path)
+    ran = _run(
+        tmp_path,
+        """
+        import os
+        os.closerange(3, 1024)  # as a daemonising application may
+        import pkg.deep.leaf
+        print(pkg.deep.leaf.LEAF)
+        """,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "package/leaf"

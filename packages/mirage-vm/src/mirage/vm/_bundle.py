@@ -16,7 +16,7 @@ Layout (all integers little-endian)::
 module's ``marshal``-ed code object at ``offset`` in ``code``. ``origin`` is where its
 sourceless ``.pyc`` would be, so ``__file__`` and ``__path__`` are what they were
 (a package's folder stays in the image and holds its extension modules, which the
-path finder still loads). ``/init`` reads the index only: a module's code is read and
+path finder still loads). ``/init`` maps the file and reads the index: a module's code is read and
 unmarshalled when it is imported.
 
 What stays files: ``encodings`` (CPython imports it before ``/init`` runs), ``os``
@@ -28,11 +28,11 @@ Standard library only: this module runs as ``/init``'s first import. ``pack`` an
 """
 
 import marshal
-import os
 import sys
 
 TYPE_CHECKING = False  # no typing module at boot; mypy reads this block
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Callable
     from importlib.machinery import ModuleSpec
     from types import CodeType, ModuleType
@@ -79,7 +79,7 @@ def _index(head: bytes, encoded: bytes, code_size: int) -> dict[str, tuple[bool,
     return index
 
 
-def unpack(data: bytes) -> tuple[dict[str, tuple[bool, str, int, int]], memoryview]:
+def unpack(data: "bytes | mmap.mmap") -> tuple[dict[str, tuple[bool, str, int, int]], memoryview]:
     """The index and the code area of a bundle; ImportError if it is not one this
     interpreter's bytecode version reads."""
     view = memoryview(data)
@@ -117,21 +117,24 @@ class Bundle:
         self._spec = sys.modules["_frozen_importlib"].ModuleSpec
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Bundle":
+    def from_bytes(cls, data: "bytes | mmap.mmap") -> "Bundle":
         index, code = unpack(data)
         return cls(index, lambda offset, length: code[offset : offset + length])
 
     @classmethod
     def open(cls, path: str) -> "Bundle":
-        """The bundle in the file ``path``, whose index only is read now: each
-        module's code is read when it is imported (the file stays open)."""
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        head = os.pread(fd, 20, 0)
-        size = int.from_bytes(head[12:20], "little") if len(head) == 20 else 0
-        code_size = os.fstat(fd).st_size - 20 - size
-        index = _index(head, os.pread(fd, size, 20) if code_size >= 0 else b"", code_size)
-        start = 20 + size
-        return cls(index, lambda offset, length: os.pread(fd, length, start + offset))
+        """The bundle in the file ``path``, mapped into memory: the index is read now,
+        a module's code when the module is imported. The mapping outlives the file's
+        descriptor (closed at once), so an application that closes every descriptor
+        keeps its imports. Without the ``mmap`` module the file is read whole."""
+        with open(path, "rb") as f:
+            try:
+                import mmap
+
+                data: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            except (ImportError, OSError, ValueError):  # no mmap; an empty file
+                data = f.read()
+        return cls.from_bytes(data)
 
     def find_spec(
         self, name: str, path: "object | None" = None, target: "object | None" = None

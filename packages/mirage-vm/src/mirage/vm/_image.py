@@ -465,6 +465,13 @@ def build_initramfs(
         extras = _for_arch(extras, arch)
     stdlib = _Stdlib(root, arch)
     stdlib.add(n for n in traced if n not in app_names and n.split(".")[0] not in ("mirage",))
+    mode = dict(ctx.plan.keys).get("vm-bytecode") or "bundle"  # --vm-bytecode
+    if mode == "bundle":
+        stdlib.add(["mmap"])  # the bundle's importer maps its file (reads it without)
+    elif mode != "files":
+        raise MirageError(
+            f"unknown bytecode layout {mode!r}", hint="--vm-bytecode is bundle or files"
+        )
     for name in [n for n in stdlib.files if n.split(".")[0] in _SKIP_STDLIB]:
         del stdlib.files[name]
 
@@ -615,17 +622,12 @@ def build_initramfs(
     # /init imports its code, compiled here: only its few lines are compiled at boot.
     pyc(STDLIB, f"{INIT_MODULE}.py", init_source.encode())
     lines = [f"import {INIT_MODULE}", f"{INIT_MODULE}.boot()"]
-    mode = dict(ctx.plan.keys).get("vm-bytecode") or "bundle"  # --vm-bytecode
     if mode == "bundle":
         bundled = _bundle_bytecode(bytecode)
         file(_bundle.PATH.lstrip("/"), _bundle.pack(bundled))
         finder = (Path(__file__).parent / "_bundle.py").read_bytes()
         pyc(STDLIB, f"{BUNDLE_MODULE}.py", finder)
         lines[:0] = [f"import {BUNDLE_MODULE}", f"{BUNDLE_MODULE}.install()"]
-    elif mode != "files":
-        raise MirageError(
-            f"unknown bytecode layout {mode!r}", hint="--vm-bytecode is bundle or files"
-        )
     for arcname, (_folder, data) in sorted(bytecode.items()):
         file(arcname, data)
     file("init", "\n".join([f"#!/usr/bin/{PY} -IS", *lines, ""]).encode(), 0o755)

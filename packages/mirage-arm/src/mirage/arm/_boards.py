@@ -42,6 +42,8 @@ EXTRA_RUNTIME: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class Board:
+    """A board profile: architecture, kernel, console, device tree, and how the image is loaded."""
+
     name: str
     doc: str
     arch: str  # a key of ARM_ARCHES

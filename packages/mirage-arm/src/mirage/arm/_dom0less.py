@@ -44,6 +44,8 @@ COMMAND_LINE_MAX = 2047  # Linux arm64's COMMAND_LINE_SIZE, less the NUL
 
 @dataclass(frozen=True, slots=True)
 class Guest:
+    """The dom0less guest: kernel and ramdisk sizes and addresses, memory, CPUs and bootargs."""
+
     kernel_size: int
     ramdisk_size: int
     memory_mib: int

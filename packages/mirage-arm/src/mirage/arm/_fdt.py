@@ -236,6 +236,8 @@ class Layout:
 
 @dataclass
 class DeviceTree:
+    """A flattened device tree: the root node, memory reservations and boot CPU."""
+
     root: Node = field(default_factory=lambda: Node(""))
     reservations: list[tuple[int, int]] = field(default_factory=list)
     boot_cpuid_phys: int = 0

@@ -21,6 +21,8 @@ PLAN_VERSION = 1
 
 @dataclass
 class PlanDevice:
+    """A device or job of the plan, with its factory, parameters, needs and runtime arguments."""
+
     id: str
     impl: str | None  # None for a job
     module_type: str  # "job" for a job
@@ -56,6 +58,8 @@ class PlanDevice:
 
 @dataclass
 class Plan:
+    """A resolved configuration: keys, devices in dependency order, jobs and requirements."""
+
     name: str
     target: str
     config: str

@@ -23,6 +23,8 @@ __all__ = ["Cache", "CachedAnswer"]
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
+    """What the cache returns: the rcode and the answer section with its TTLs decremented."""
+
     rcode: int
     answer: tuple[RR, ...]
     secure: bool = False
@@ -31,6 +33,8 @@ class CachedAnswer:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
+    """A cached answer with the time it was stored and the time it expires."""
+
     stored: float
     expires: float
     rcode: int

@@ -457,6 +457,8 @@ def _b32(data: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Nsec3:
+    """An NSEC3 record of a response: its owner hash, its zone and its RDATA."""
+
     owner_hash: bytes
     zone: Name
     rdata: NSEC3

@@ -40,6 +40,8 @@ def _serial(rr: RR) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Delta:
+    """One change of a zone, as IXFR sends it: old SOA, records removed, new SOA, records added."""
+
     old_soa: RR
     removed: tuple[RR, ...]
     new_soa: RR

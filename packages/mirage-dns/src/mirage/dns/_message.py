@@ -40,6 +40,8 @@ _Q_FIXED = struct.Struct("!HH")
 
 @dataclass(frozen=True, slots=True)
 class EdnsOption:
+    """An EDNS option (RFC 6891): its code and its data."""
+
     code: int
     data: bytes
 
@@ -84,6 +86,8 @@ class Edns:
 
 @dataclass(frozen=True, slots=True)
 class Question:
+    """An entry of the question section: name, type and class."""
+
     name: Name
     rtype: int
     rclass: int = Class.IN
@@ -112,6 +116,8 @@ class RR:
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A DNS message: header flags and codes, the four sections, and the EDNS record."""
+
     id: int = 0
     qr: bool = False
     opcode: int = Opcode.QUERY
@@ -176,6 +182,8 @@ def _pull_rr(data: bytes, pos: int) -> tuple[RR, int]:
 
 @dataclass(frozen=True, slots=True)
 class _OptData(Rdata):
+    """The RDATA of an OPT pseudo-record, kept raw."""
+
     raw: bytes
 
 

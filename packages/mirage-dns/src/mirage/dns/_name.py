@@ -40,6 +40,8 @@ def _label_text(label: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Name:
+    """A domain name as its labels (without the root label); compared case-insensitively."""
+
     labels: tuple[bytes, ...]
     key: tuple[bytes, ...] = field(init=False, repr=False, compare=False, hash=False)
 

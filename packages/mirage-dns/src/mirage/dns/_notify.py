@@ -25,6 +25,8 @@ Target = tuple[str, int]
 
 @dataclass(slots=True)
 class _Pending:
+    """A NOTIFY not yet acknowledged: its zone, message, id, next send time and sends left."""
+
     origin: Name
     data: bytes
     ident: int

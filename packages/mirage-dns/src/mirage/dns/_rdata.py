@@ -109,6 +109,8 @@ _cname, _name = f.NameField(compress=True), f.NameField()
 
 @dataclass(frozen=True, slots=True)
 class A(Rdata):
+    """An IPv4 address (RFC 1035)."""
+
     rtype = RRType.A
     FIELDS = (f.IPv4(),)
     address: str
@@ -116,6 +118,8 @@ class A(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class AAAA(Rdata):
+    """An IPv6 address (RFC 3596)."""
+
     rtype = RRType.AAAA
     FIELDS = (f.IPv6(),)
     address: str
@@ -123,6 +127,8 @@ class AAAA(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class NS(Rdata):
+    """An authoritative name server of the zone (RFC 1035)."""
+
     rtype = RRType.NS
     FIELDS = (_cname,)
     target: Name
@@ -130,6 +136,8 @@ class NS(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class CNAME(Rdata):
+    """The canonical name of an alias (RFC 1035)."""
+
     rtype = RRType.CNAME
     FIELDS = (_cname,)
     target: Name
@@ -137,6 +145,8 @@ class CNAME(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class PTR(Rdata):
+    """A pointer to another name, as in reverse lookups (RFC 1035)."""
+
     rtype = RRType.PTR
     FIELDS = (_cname,)
     target: Name
@@ -144,6 +154,8 @@ class PTR(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class DNAME(Rdata):
+    """A redirection of the subtree below the owner to ``target`` (RFC 6672)."""
+
     rtype = RRType.DNAME
     FIELDS = (_name,)
     target: Name
@@ -151,6 +163,8 @@ class DNAME(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class SOA(Rdata):
+    """The start of a zone of authority: primary server, contact, serial and timers (RFC 1035)."""
+
     rtype = RRType.SOA
     FIELDS = (
         _cname, _cname, f.UInt(4, "serial"), f.Ttl("refresh"), f.Ttl("retry"),
@@ -167,6 +181,8 @@ class SOA(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class MX(Rdata):
+    """A mail exchange and its preference (RFC 1035)."""
+
     rtype = RRType.MX
     FIELDS = (f.UInt(2, "preference"), _cname)
     preference: int
@@ -175,6 +191,8 @@ class MX(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class TXT(Rdata):
+    """Text strings (RFC 1035)."""
+
     rtype = RRType.TXT
     FIELDS = (f.CharStrings(),)
     strings: tuple[bytes, ...]
@@ -182,6 +200,8 @@ class TXT(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class HINFO(Rdata):
+    """Host information: CPU and operating system (RFC 1035)."""
+
     rtype = RRType.HINFO
     FIELDS = (f.CharString(), f.CharString())
     cpu: bytes
@@ -190,6 +210,8 @@ class HINFO(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class SRV(Rdata):
+    """The location of a service: priority, weight, port and target host (RFC 2782)."""
+
     rtype = RRType.SRV
     FIELDS = (f.UInt(2, "priority"), f.UInt(2, "weight"), f.UInt(2, "port"), _name)
     priority: int
@@ -200,6 +222,8 @@ class SRV(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class NAPTR(Rdata):
+    """A naming authority pointer: a rewrite rule for a name (RFC 3403)."""
+
     rtype = RRType.NAPTR
     FIELDS = (
         f.UInt(2, "order"), f.UInt(2, "preference"), f.CharString(), f.CharString(),
@@ -215,6 +239,8 @@ class NAPTR(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class CAA(Rdata):
+    """A certification authority authorization: a flag, a property tag and its value (RFC 8659)."""
+
     rtype = RRType.CAA
     FIELDS = (f.UInt(1, "flags"), f.Tag(), f.RestBytes())
     flags: int
@@ -224,6 +250,8 @@ class CAA(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class SSHFP(Rdata):
+    """The fingerprint of an SSH host key (RFC 4255)."""
+
     rtype = RRType.SSHFP
     FIELDS = (f.UInt(1, "algorithm"), f.UInt(1, "fingerprint type"), f.Hex())
     algorithm: int
@@ -233,6 +261,8 @@ class SSHFP(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class TLSA(Rdata):
+    """A TLS certificate association for DANE (RFC 6698)."""
+
     rtype = RRType.TLSA
     FIELDS = (f.UInt(1, "usage"), f.UInt(1, "selector"), f.UInt(1, "matching type"), f.Hex())
     usage: int
@@ -243,6 +273,8 @@ class TLSA(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class DS(Rdata):
+    """A delegation signer: the digest of a child zone's DNSKEY (RFC 4034)."""
+
     rtype = RRType.DS
     FIELDS = (f.UInt(2, "key tag"), f.UInt(1, "algorithm"), f.UInt(1, "digest type"), f.Hex())
     key_tag: int
@@ -253,11 +285,15 @@ class DS(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class CDS(DS):
+    """A child's copy of a DS record, for its parent to publish (RFC 7344)."""
+
     rtype = RRType.CDS
 
 
 @dataclass(frozen=True, slots=True)
 class DNSKEY(Rdata):
+    """A public key of the zone for DNSSEC (RFC 4034)."""
+
     rtype = RRType.DNSKEY
     FIELDS = (f.UInt(2, "flags"), f.UInt(1, "protocol"), f.UInt(1, "algorithm"), f.Base64())
     flags: int
@@ -268,11 +304,15 @@ class DNSKEY(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class CDNSKEY(DNSKEY):
+    """A child's copy of a DNSKEY, for its parent to make a DS from (RFC 7344)."""
+
     rtype = RRType.CDNSKEY
 
 
 @dataclass(frozen=True, slots=True)
 class RRSIG(Rdata):
+    """A DNSSEC signature over an RRset (RFC 4034)."""
+
     rtype = RRType.RRSIG
     FIELDS = (
         f.RRTypeField(), f.UInt(1, "algorithm"), f.UInt(1, "labels"), f.Ttl("original TTL"),
@@ -291,6 +331,8 @@ class RRSIG(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class NSEC(Rdata):
+    """The next owner name and the types at this one, for authenticated denial (RFC 4034)."""
+
     rtype = RRType.NSEC
     FIELDS = (_name, f.TypeBitmap())
     next_name: Name
@@ -299,6 +341,8 @@ class NSEC(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class NSEC3(Rdata):
+    """The next hashed owner name and the types at this one, for hashed denial (RFC 5155)."""
+
     rtype = RRType.NSEC3
     FIELDS = (
         f.UInt(1, "hash algorithm"), f.UInt(1, "flags"), f.UInt(2, "iterations"), f.ShortHex(),
@@ -314,6 +358,8 @@ class NSEC3(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class NSEC3PARAM(Rdata):
+    """The NSEC3 hash parameters of the zone (RFC 5155)."""
+
     rtype = RRType.NSEC3PARAM
     FIELDS = (f.UInt(1, "hash algorithm"), f.UInt(1, "flags"), f.UInt(2, "iterations"),
               f.ShortHex())  # fmt: skip
@@ -325,6 +371,8 @@ class NSEC3PARAM(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class SVCB(Rdata):
+    """Service binding: a priority, a target name and service parameters (RFC 9460)."""
+
     rtype = RRType.SVCB
     FIELDS = (f.UInt(2, "priority"), _name, f.SvcParams())
     priority: int
@@ -334,6 +382,8 @@ class SVCB(Rdata):
 
 @dataclass(frozen=True, slots=True)
 class HTTPS(SVCB):
+    """Service binding for HTTPS (RFC 9460)."""
+
     rtype = RRType.HTTPS
 
 

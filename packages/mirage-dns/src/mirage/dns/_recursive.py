@@ -129,6 +129,8 @@ class Delegations:
 # What a response says about the question asked of a zone's server.
 @dataclass(frozen=True, slots=True)
 class _Answer:
+    """An answer: the CNAME chain from the name asked, and whether it reaches the wanted RRset."""
+
     records: tuple[RR, ...]  # the in-bailiwick chain from the name asked (and RRSIGs)
     end: Name  # where the CNAME chain ends
     complete: bool  # the wanted RRset is at the end (or the type was CNAME)
@@ -138,6 +140,8 @@ class _Answer:
 
 @dataclass(frozen=True, slots=True)
 class _Negative:
+    """A response that says the name or type does not exist (NXDOMAIN or NODATA)."""
+
     rcode: int
     records: tuple[RR, ...]
     soa: tuple[RR, ...]
@@ -147,6 +151,8 @@ class _Negative:
 
 @dataclass(frozen=True, slots=True)
 class _Referral:
+    """A response that refers the question to a child zone's servers."""
+
     delegation: Delegation
 
 

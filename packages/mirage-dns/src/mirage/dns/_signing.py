@@ -173,6 +173,8 @@ class ZoneSigner:
 
 @dataclass
 class _Index:
+    """The NSEC owners (in canonical order) and NSEC3 hashes of a zone, for denial proofs."""
+
     nsec_keys: list[tuple[bytes, ...]]
     nsec_names: list[Name]
     nsec3: list[tuple[bytes, Name]]  # (hash, owner), sorted

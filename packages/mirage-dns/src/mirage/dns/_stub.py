@@ -27,6 +27,8 @@ __all__ = ["StubLookup", "Transmit"]
 
 @dataclass(frozen=True, slots=True)
 class Transmit:
+    """A query to send: the server address, whether over TCP, and the message bytes."""
+
     server: tuple[str, int]
     tcp: bool
     data: bytes

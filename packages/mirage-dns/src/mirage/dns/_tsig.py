@@ -41,6 +41,8 @@ HMAC_SHA256 = Name.from_text("hmac-sha256.")
 
 @dataclass(frozen=True, slots=True)
 class TsigKey:
+    """A TSIG shared secret (RFC 8945): key name, secret and HMAC algorithm."""
+
     name: Name
     secret: bytes
     algorithm: Name = HMAC_SHA256
@@ -66,12 +68,16 @@ class TsigError(DnsError):
 
 @dataclass(frozen=True, slots=True)
 class Verified:
+    """A message whose TSIG checked out: the key it was signed with and its MAC."""
+
     key: TsigKey
     mac: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class _Tsig:
+    """The RDATA of a TSIG record (RFC 8945 section 4.2)."""
+
     key_name: Name
     algorithm: Name
     time_signed: int

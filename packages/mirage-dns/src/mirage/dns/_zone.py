@@ -28,6 +28,8 @@ _ADDRESS_TYPES = (RRType.A, RRType.AAAA)
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
+    """The result of a zone lookup: rcode, whether authoritative, and the three sections."""
+
     rcode: int
     aa: bool
     answer: tuple[RR, ...] = ()

@@ -30,6 +30,8 @@ __all__ = ["parse_zone", "read_zone", "zone_to_text"]
 
 @dataclass(frozen=True, slots=True)
 class _Line:
+    """A logical line of a zone file: first line number, whether the owner is blank, tokens."""
+
     number: int
     blank_owner: bool
     tokens: list[Token]

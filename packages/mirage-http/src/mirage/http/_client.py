@@ -49,6 +49,8 @@ class ClientError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientResponse:
+    """A response received: status, headers, body, trailers, final URL and redirects followed."""
+
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes

@@ -87,6 +87,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """An HTTP response: status, body and its content type, and more headers."""
+
     status: int
     body: bytes = b""
     content_type: str = "application/json"

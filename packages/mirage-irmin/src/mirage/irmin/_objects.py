@@ -118,6 +118,8 @@ def hash_object(kind: ObjectType, body: bytes, algo: str = "sha1") -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Blob:
+    """A Git blob: a file's contents."""
+
     data: bytes
 
 
@@ -203,6 +205,8 @@ def _check_person(person: Person) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
+    """A Git commit: its tree, parents, author, committer and message."""
+
     tree: bytes
     parents: tuple[bytes, ...]
     author: Person
@@ -214,6 +218,8 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class Tag:
+    """An annotated Git tag: the object it names and its type, the tag name, tagger and message."""
+
     object: bytes
     type: ObjectType
     name: str

@@ -65,6 +65,8 @@ def decode_loose_ref(data: bytes, what: str = "ref") -> bytes | str:
 
 @dataclass(frozen=True, slots=True)
 class PackedRef:
+    """A ``packed-refs`` entry: ref name, object id and, for an annotated tag, what it peels to."""
+
     name: str
     oid: bytes
     peeled: bytes | None = None

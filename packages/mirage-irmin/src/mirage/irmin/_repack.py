@@ -30,6 +30,8 @@ MAX_DEPTH = 50
 
 @dataclass(frozen=True, slots=True)
 class RepackStats:
+    """What a repack did: objects written, the new pack's size, packs and loose objects replaced."""
+
     objects: int
     pack_bytes: int
     replaced_packs: int

@@ -74,6 +74,8 @@ def _hex(raw: bytes, what: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Advertisement:
+    """A server's ref advertisement: its refs and their object ids, and its capabilities."""
+
     refs: dict[str, bytes]
     capabilities: frozenset[str]
 

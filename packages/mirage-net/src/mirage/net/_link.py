@@ -46,12 +46,16 @@ class LinkConfig:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    """A frame the link delivers, and when."""
+
     at: float
     frame: bytes
 
 
 @dataclass(slots=True)
 class LinkStats:
+    """Counters of a link model: frames sent and the faults applied to them."""
+
     sent: int = 0
     lost: int = 0
     duplicated: int = 0

@@ -254,6 +254,8 @@ def _prefix(mask: bytes | None, address: bytes) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
+    """An IPv4 address leased from a DHCP server, with its routers, DNS servers and timers."""
+
     address: bytes
     prefix: int
     routers: tuple[bytes, ...]
@@ -288,6 +290,8 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class DhcpSend:
+    """Send ``message`` to the IPv4 address ``dst``."""
+
     message: DhcpMessage
     dst: bytes
     """The IPv4 destination: the limited broadcast or (renewing, releasing) the server."""
@@ -295,12 +299,16 @@ class DhcpSend:
 
 @dataclass(frozen=True, slots=True)
 class DhcpBound:
+    """Configure this ``lease`` (new, or ``renewed``)."""
+
     lease: Lease
     renewed: bool
 
 
 @dataclass(frozen=True, slots=True)
 class DhcpUnbound:
+    """The address may no longer be used, for ``reason``."""
+
     reason: str
 
 
@@ -320,6 +328,8 @@ class DhcpState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class DhcpConfig:
+    """Retransmission timers and options of the DHCP client."""
+
     initial_timeout: float = 4.0
     max_timeout: float = 64.0
     jitter: float = 1.0
@@ -342,6 +352,8 @@ _PARAMETERS = bytes(
 
 @dataclass(slots=True)
 class DhcpStats:
+    """Counters of the DHCP client."""
+
     sent: int = 0
     received: int = 0
     ignored: int = 0
@@ -353,6 +365,8 @@ class DhcpStats:
 
 @dataclass(slots=True)
 class _Attempt:
+    """One try at getting an address: its xid, timers, the offer taken and the request sent."""
+
     xid: int
     started: float
     tries: int = 0

@@ -102,6 +102,8 @@ def _encode_options(options: tuple[tuple[int, bytes], ...]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class IaAddress:
+    """An IA Address option: an address and its preferred and valid lifetimes."""
+
     address: bytes
     preferred: int
     valid: int
@@ -145,6 +147,8 @@ class IaNa:
 
 @dataclass(frozen=True, slots=True)
 class Dhcp6Message:
+    """A DHCPv6 client/server message: type, transaction id and options."""
+
     type: int
     xid: int
     options: tuple[tuple[int, bytes], ...] = ()
@@ -206,6 +210,8 @@ def duid_ll(mac: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Lease6:
+    """An IPv6 address leased from a DHCPv6 server, with its lifetimes, timers and DNS servers."""
+
     address: bytes
     preferred: float
     valid: float
@@ -231,18 +237,24 @@ class Lease6:
 
 @dataclass(frozen=True, slots=True)
 class Dhcp6Send:
+    """Send ``message`` to the DHCPv6 servers."""
+
     message: Dhcp6Message
     """To ff02::1:2 port 547, from our link-local address port 546."""
 
 
 @dataclass(frozen=True, slots=True)
 class Dhcp6Bound:
+    """Configure this ``lease`` (new, or ``renewed``)."""
+
     lease: Lease6
     renewed: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Dhcp6Unbound:
+    """The lease of ``address`` (if any) is gone, for ``reason``; stop using it."""
+
     address: bytes | None
     reason: str
 
@@ -261,6 +273,8 @@ class Dhcp6State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Dhcp6Config:
+    """Retransmission timers of the DHCPv6 client."""
+
     solicit_timeout: float = 1.0
     solicit_max: float = 120.0
     """RFC 8415's SOL_MAX_RT is an hour; a unikernel waiting for an address asks
@@ -274,6 +288,8 @@ class Dhcp6Config:
 
 @dataclass(slots=True)
 class _Exchange:
+    """One message exchange in progress: its kind, transaction id, timer and retries."""
+
     kind: int
     xid: int
     started: float

@@ -74,6 +74,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class NdpSend:
+    """Send the ICMPv6 ``message`` from ``src`` to ``dst``, at the Ethernet address ``dst_mac``."""
+
     src: bytes
     dst: bytes
     dst_mac: bytes
@@ -82,23 +84,31 @@ class NdpSend:
 
 @dataclass(frozen=True, slots=True)
 class NdpResolved:
+    """The neighbor ``ip`` is at the Ethernet address ``mac``."""
+
     ip: bytes
     mac: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class NdpFailed:
+    """The neighbor ``ip`` did not answer: resolution or unreachability detection gave up."""
+
     ip: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class NdpAddressReady:
+    """Duplicate address detection passed: ``address`` may be used."""
+
     address: bytes
     prefix_len: int
 
 
 @dataclass(frozen=True, slots=True)
 class NdpConflict:
+    """Another node claims ``address`` (from ``mac``, when known)."""
+
     address: bytes
     mac: bytes | None
 
@@ -117,6 +127,8 @@ class NeighborState(Enum):
 
 @dataclass(slots=True)
 class _Neighbor:
+    """A neighbor cache entry: the link-layer address, reachability state and its deadline."""
+
     mac: bytes
     state: NeighborState
     deadline: float
@@ -126,6 +138,8 @@ class _Neighbor:
 
 @dataclass(slots=True)
 class _Tentative:
+    """An address under duplicate address detection: solicitations sent and the next deadline."""
+
     prefix_len: int
     sent: int
     deadline: float
@@ -133,12 +147,16 @@ class _Tentative:
 
 @dataclass(slots=True)
 class _Pending:
+    """An address resolution in progress: solicitations sent and the next deadline."""
+
     tries: int
     deadline: float
 
 
 @dataclass(slots=True)
 class NdpStats:
+    """Counters of neighbor discovery."""
+
     solicitations_in: int = 0
     advertisements_in: int = 0
     router_advertisements_in: int = 0

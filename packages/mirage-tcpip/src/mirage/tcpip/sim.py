@@ -25,6 +25,8 @@ B_IP = bytes((10, 0, 0, 2))
 
 @dataclass
 class TransferResult:
+    """The outcome of a simulated transfer: data received, timing, segment counts, connections."""
+
     received: bytes
     duration: float
     completed: bool

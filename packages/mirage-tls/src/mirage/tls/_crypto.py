@@ -42,6 +42,8 @@ PrivateKey = (
 
 @dataclass(frozen=True, slots=True)
 class Suite:
+    """A TLS 1.3 cipher suite: its hash and AEAD, with their lengths."""
+
     code: CipherSuite
     hash: type[hashes.HashAlgorithm]
     hash_len: int

@@ -43,6 +43,8 @@ class SessionTicket:
 
 @dataclass(frozen=True, slots=True)
 class DataReceived:
+    """Application data arrived from the peer."""
+
     data: bytes
 
 

@@ -38,12 +38,16 @@ Extensions = tuple[tuple[int, bytes], ...]
 
 @dataclass(frozen=True, slots=True)
 class KeyShareEntry:
+    """A key share: a group and a public key for it."""
+
     group: int
     key_exchange: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class OfferedPsks:
+    """The client's pre_shared_key extension: PSK identities with ticket ages, and binders."""
+
     identities: tuple[tuple[bytes, int], ...]  # (identity, obfuscated_ticket_age)
     binders: tuple[bytes, ...]
 
@@ -156,6 +160,8 @@ def _pull_versions_list(r: Reader) -> tuple[int, ...]:
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
+    """A ClientHello message, with the extensions we understand decoded."""
+
     random: bytes
     legacy_session_id: bytes = b""
     cipher_suites: tuple[int, ...] = ()
@@ -361,6 +367,8 @@ def push_client_hello(m: ClientHello, binders_length: int | None = None) -> byte
 
 @dataclass(frozen=True, slots=True)
 class ServerHello:
+    """A ServerHello or HelloRetryRequest message, with the extensions we understand decoded."""
+
     random: bytes
     cipher_suite: int
     legacy_session_id_echo: bytes = b""
@@ -487,6 +495,8 @@ def push_server_hello(m: ServerHello) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class EncryptedExtensions:
+    """An EncryptedExtensions message: the server's extensions not needed for keys."""
+
     alpn_protocol: bytes | None = None
     server_name_ack: bool = False
     supported_groups: tuple[int, ...] | None = None
@@ -554,6 +564,8 @@ def push_encrypted_extensions(m: EncryptedExtensions) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class CertificateRequest:
+    """A TLS 1.3 CertificateRequest message: its context and accepted signature schemes."""
+
     context: bytes = b""
     signature_algorithms: tuple[int, ...] = ()
     other_extensions: Extensions = ()
@@ -594,12 +606,16 @@ def push_certificate_request(m: CertificateRequest) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
+    """A certificate in a Certificate message, with its extensions."""
+
     cert_data: bytes
     extensions: Extensions = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Certificate:
+    """A Certificate message: a request context and the certificate chain."""
+
     context: bytes = b""
     entries: tuple[CertificateEntry, ...] = ()
 
@@ -629,6 +645,8 @@ def push_certificate(m: Certificate) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class CertificateVerify:
+    """A CertificateVerify message: the signature scheme and the signature."""
+
     algorithm: int
     signature: bytes
 
@@ -650,6 +668,8 @@ def push_certificate_verify(m: CertificateVerify) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
+    """A Finished message: the MAC over the handshake transcript."""
+
     verify_data: bytes
 
 
@@ -669,6 +689,8 @@ def push_finished(m: Finished) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket:
+    """A NewSessionTicket message: a resumption ticket and its parameters."""
+
     lifetime: int
     age_add: int
     nonce: bytes
@@ -713,6 +735,8 @@ def push_new_session_ticket(m: NewSessionTicket) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class KeyUpdate:
+    """A KeyUpdate message, asking the peer to update its keys too when ``update_requested``."""
+
     update_requested: bool
 
 

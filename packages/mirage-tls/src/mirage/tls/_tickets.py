@@ -53,6 +53,8 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class TicketContents:
+    """The session state a server seals into a ticket."""
+
     version: int
     cipher_suite: int
     psk: bytes

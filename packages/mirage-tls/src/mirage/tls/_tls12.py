@@ -29,6 +29,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Suite12:
+    """A TLS 1.2 ECDHE cipher suite: its signature type, PRF hash and AEAD."""
+
     code: int
     name: str
     signature: str  # "ecdsa" or "rsa"
@@ -131,6 +133,8 @@ def push_certificate12(ders: tuple[bytes, ...]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ServerKeyExchange:
+    """A TLS 1.2 ServerKeyExchange message: the ECDHE group and public key, and their signature."""
+
     group: int
     public: bytes
     scheme: int
@@ -173,6 +177,8 @@ def push_client_key_exchange(public: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class CertificateRequest12:
+    """A TLS 1.2 CertificateRequest message."""
+
     certificate_types: bytes
     signature_algorithms: tuple[int, ...]
     authorities: tuple[bytes, ...] = ()

@@ -72,6 +72,8 @@ class VchanLayoutError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Header:
+    """The fixed fields of the shared page: ring indexes, ring orders, liveness and notify bits."""
+
     left_cons: int
     left_prod: int
     right_cons: int

@@ -23,6 +23,8 @@ RUNTIME_PACKAGES = (
 
 @dataclass(frozen=True, slots=True)
 class Arch:
+    """A guest architecture: its Debian names, kernel, loader, QEMU and syscall numbers."""
+
     name: str
     deb: str  # Debian's architecture name
     triplet: str  # multiarch folder under /lib and /usr/lib

@@ -60,6 +60,8 @@ BYTECODE_ON_DISK = ("encodings", "os")
 
 @dataclass
 class Image:
+    """A built image: kernel and initramfs paths, what went in and what was left out."""
+
     kernel: Path
     initrd: Path
     files: int = 0

@@ -65,6 +65,8 @@ class BlkifDecodeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """A segment of a block request: a granted page and the sectors in it."""
+
     gref: int
     first_sect: int
     last_sect: int
@@ -76,6 +78,8 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """A block request: operation, device handle, id, first sector and segments."""
+
     operation: int
     handle: int
     id: int
@@ -85,6 +89,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """The response to a block request: its id, operation and status."""
+
     id: int
     operation: int
     status: int

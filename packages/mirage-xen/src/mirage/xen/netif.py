@@ -84,6 +84,8 @@ class NetifDecodeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class TxRequest:
+    """A transmit request: a frame (or part of one) in a granted page."""
+
     gref: int
     offset: int
     flags: int
@@ -93,18 +95,24 @@ class TxRequest:
 
 @dataclass(frozen=True, slots=True)
 class TxResponse:
+    """The response to a transmit request: its id and status."""
+
     id: int
     status: int
 
 
 @dataclass(frozen=True, slots=True)
 class RxRequest:
+    """A receive request: a granted page for the backend to fill."""
+
     id: int
     gref: int
 
 
 @dataclass(frozen=True, slots=True)
 class RxResponse:
+    """The response to a receive request: frame offset, flags, and status (length or error)."""
+
     id: int
     offset: int
     flags: int

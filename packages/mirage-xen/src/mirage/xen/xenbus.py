@@ -45,6 +45,8 @@ class XenbusState(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class DevicePaths:
+    """The xenstore directories and domain ids of a device's frontend and backend."""
+
     frontend: str
     backend: str
     frontend_id: int

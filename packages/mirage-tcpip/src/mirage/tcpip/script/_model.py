@@ -44,6 +44,8 @@ class OptSpec:
 
 @dataclass(frozen=True, slots=True)
 class SegSpec:
+    """A segment line of a script: direction, flags, sequence range, and what to send or check."""
+
     inbound: bool
     flags: int
     seq: int
@@ -65,6 +67,8 @@ class SegSpec:
 
 @dataclass(frozen=True, slots=True)
 class Call:
+    """An application call of a script: its name and arguments."""
+
     name: str
     args: tuple[str, ...] = ()
     via: int = 0
@@ -72,6 +76,8 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """A line of a script: its time window and either a segment or a call."""
+
     line: int
     lo: float
     hi: float
@@ -84,6 +90,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Script:
+    """A parsed script: its events, stack and kernel settings, and address family."""
+
     name: str
     events: tuple[Event, ...]
     config: dict[str, str] = field(default_factory=dict)

@@ -26,6 +26,8 @@ MASK = 0xFFFFFFFF
 
 @dataclass(frozen=True, slots=True)
 class Output:
+    """A segment the stack under test sent, and when it was seen."""
+
     at: float
     segment: TcpSegment
 
@@ -64,6 +66,8 @@ class Backend(Protocol):
 
 @dataclass
 class RunResult:
+    """The outcome of a script run on a back-end: the unexpected segments it tolerated."""
+
     script: str
     backend: str
     tolerated: list[str] = field(default_factory=list)

@@ -56,6 +56,8 @@ def default_socket() -> str:
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
+    """A watch fired: the path that changed and the watch's token."""
+
     path: str
     token: str
 

@@ -44,6 +44,8 @@ Output = tuple[int, Packet]
 
 @dataclass(frozen=True, slots=True)
 class Node:
+    """A node of the store: its value, permissions and children's names."""
+
     value: bytes
     perms: tuple[Perm, ...]
     children: tuple[str, ...] = ()
@@ -61,6 +63,8 @@ class Quota:
 
 @dataclass(slots=True)
 class _Transaction:
+    """An open transaction: a copy of the tree, the paths it read and wrote, and its events."""
+
     start_gen: int
     tree: dict[str, Node]
     accessed: set[str] = field(default_factory=set)
@@ -70,6 +74,8 @@ class _Transaction:
 
 @dataclass(slots=True)
 class _Watch:
+    """A watch a connection set: its path and token."""
+
     path: str  # as given by the client (relative or absolute)
     absolute: str
     token: bytes
@@ -77,6 +83,8 @@ class _Watch:
 
 @dataclass(slots=True)
 class _Connection:
+    """A client connection: its domain, watches and open transactions."""
+
     domid: int
     watches: list[_Watch] = field(default_factory=list)
     transactions: dict[int, _Transaction] = field(default_factory=dict)

@@ -277,3 +277,28 @@ def test_imports_go_on_after_the_application_closes_every_descriptor(tmp_path: P
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "package/leaf"
+
+
+def test_a_bundled_packages_resources_are_the_files_in_its_folder(tmp_path: Path) -> None:
+    _write_bundle(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "data.txt").write_text("beside the package\n")
+    ran = _run(
+        tmp_path,
+        """
+        import importlib.resources
+        import pkg
+        folder = importlib.resources.files("pkg")
+        print(folder.joinpath("data.txt").read_text().strip())
+        print(sorted(p.name for p in folder.iterdir()))
+        print(importlib.resources.read_text("pkg", "data.txt").strip())
+        print(bundle.get_resource_reader("pkg.sub"))
+        """,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == [
+        "beside the package",
+        "['data.txt']",
+        "beside the package",
+        "None",
+    ]

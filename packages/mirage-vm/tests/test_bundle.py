@@ -136,7 +136,7 @@ def test_a_bundle_for_another_cpython_is_refused_by_name(tmp_path: Path) -> None
 
 
 def test_an_index_that_points_outside_the_code_is_refused(tmp_path: Path) -> None:
-    index = marshal.dumps({"m": (False, "/m.pyc", 0, 10)})
+    index = marshal.dumps({"m": (False, "/m.pyc", 0, 10, False)})
     data = _bundle.HEAD + _bundle._magic() + len(index).to_bytes(8, "little") + index + b"x"
     with pytest.raises(ImportError, match="damaged"):
         _bundle.unpack(data)
@@ -149,7 +149,7 @@ def test_unpack_is_total(data: bytes) -> None:
             index, code = _bundle.unpack(candidate)
         except ImportError:
             continue
-        for _is_package, _origin, offset, length in index.values():
+        for _is_package, _origin, offset, length, _deferred in index.values():
             assert 0 <= offset <= offset + length <= len(code)
 
 
@@ -161,11 +161,13 @@ def test_unpack_is_total(data: bytes) -> None:
     )
 )
 def test_pack_and_unpack_agree(modules: dict[str, tuple[bool, str, bytes]]) -> None:
-    index, code = _bundle.unpack(_bundle.pack(modules))
+    deferred = set(list(modules)[::2])
+    index, code = _bundle.unpack(_bundle.pack(modules, deferred))
     assert set(index) == set(modules)
     for name, (is_package, origin, data) in modules.items():
         got = index[name]
         assert got[:2] == (is_package, origin)
+        assert got[4] == (name in deferred)
         assert bytes(code[got[2] : got[2] + got[3]]) == data
 
 
@@ -302,3 +304,163 @@ def test_a_bundled_packages_resources_are_the_files_in_its_folder(tmp_path: Path
         "beside the package",
         "None",
     ]
+
+
+DEFERRED_SOURCES = {
+    # Each appends its name to ran.RUNS when its code runs.
+    "ran.py": "RUNS = []\n",
+    "later.py": (
+        "import ran\nran.RUNS.append('later')\nVALUE = 42\ndef twice(x):\n    return 2 * x\n"
+    ),
+    "other.py": "import later\n",
+    "broken.py": "import ran\nran.RUNS.append('broken')\nraise RuntimeError('broken at run')\n",
+    # later_a (deferred) imports later_b (not), whose code reads later_a while later_a
+    # runs.
+    "later_a.py": "import later_b\nA = 'a'\n",
+    "later_b.py": "import later_a\nSEEN = getattr(later_a, 'A', 'part-made')\n",
+    "slow.py": "import ran, time\nran.RUNS.append('slow')\ntime.sleep(0.2)\nDONE = True\n",
+}
+
+
+def _write_deferred_bundle(folder: Path) -> None:
+    modules = {}
+    for rel, source in DEFERRED_SOURCES.items():
+        name, is_package = _module_name(rel)
+        modules[name] = (is_package, str(folder / rel)[:-3] + ".pyc", _code(source, rel))
+    deferred = {"later", "broken", "later_a", "slow"}
+    (folder / "bytecode").write_bytes(_bundle.pack(modules, deferred))
+
+
+def _deferred(folder: Path, script: str) -> dict[str, object]:
+    _write_deferred_bundle(folder)
+    ran = _run(folder, textwrap.dedent(script) + "\nprint(json.dumps(out))\n")
+    assert ran.returncode == 0, ran.stderr
+    result: dict[str, object] = json.loads(ran.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_deferred_module_runs_at_its_first_use_and_once(tmp_path: Path) -> None:
+    out = _deferred(
+        tmp_path,
+        """
+        import json, sys, importlib, ran
+        import later
+        out = {"after_import": list(ran.RUNS)}
+        import later  # the import system reads __spec__ of a module it has
+        import other  # another importer of it
+        out["spec_name"] = [later.__spec__.name, later.__name__]
+        out["after_imports"] = list(ran.RUNS)
+        out["value"] = later.VALUE
+        out["after_use"] = list(ran.RUNS)
+        from later import twice
+        out["twice"] = twice(4)
+        out["type"] = type(later) is type(sys)
+        out["same"] = sys.modules["later"] is later
+        importlib.reload(later)
+        out["after_reload"] = list(ran.RUNS)
+        """,
+    )
+    assert out["after_import"] == []
+    assert out["spec_name"] == ["later", "later"]
+    assert out["after_imports"] == []
+    assert out["value"] == 42
+    assert out["after_use"] == ["later"]
+    assert out["twice"] == 8
+    assert out["type"] is True and out["same"] is True
+    assert out["after_reload"] == ["later", "later"]
+
+
+def test_what_is_set_on_a_deferred_module_before_its_use_stays(tmp_path: Path) -> None:
+    out = _deferred(
+        tmp_path,
+        """
+        import json, later
+        later.VALUE = "patched"  # as /init patches dataclasses before its first use
+        later.extra = 1
+        out = {"value": later.VALUE, "extra": later.extra, "twice": later.twice(1)}
+        """,
+    )
+    assert out == {"value": "patched", "extra": 1, "twice": 2}
+
+
+def test_a_deferred_module_whose_code_fails_fails_its_user_and_leaves(tmp_path: Path) -> None:
+    out = _deferred(
+        tmp_path,
+        """
+        import json, sys, ran
+        import broken
+        out = {"imported": "broken" in sys.modules}
+        try:
+            broken.anything
+        except RuntimeError as exc:
+            out["error"] = str(exc)
+        out["left"] = "broken" not in sys.modules
+        try:
+            import broken
+            broken.anything
+        except RuntimeError as exc:
+            out["again"] = str(exc)
+        out["runs"] = ran.RUNS
+        """,
+    )
+    assert out == {
+        "imported": True,
+        "error": "broken at run",
+        "left": True,
+        "again": "broken at run",
+        "runs": ["broken", "broken"],
+    }
+
+
+def test_a_circular_import_sees_a_deferred_module_part_made_as_an_eager_one(
+    tmp_path: Path,
+) -> None:
+    out = _deferred(
+        tmp_path,
+        """
+        import json
+        import later_a
+        out = {"a": later_a.A}
+        import later_b
+        out["b_saw"] = later_b.SEEN
+        """,
+    )
+    assert out == {"a": "a", "b_saw": "part-made"}
+
+
+def test_threads_using_a_deferred_module_at_once_run_it_once(tmp_path: Path) -> None:
+    out = _deferred(
+        tmp_path,
+        """
+        import json, threading, ran
+        import slow
+        seen = []
+        threads = [threading.Thread(target=lambda: seen.append(slow.DONE)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out = {"seen": seen, "runs": ran.RUNS}
+        """,
+    )
+    assert out == {"seen": [True] * 4, "runs": ["slow"]}
+
+
+def test_the_trace_names_the_standard_library_modules_imported_and_not_used(
+    tmp_path: Path,
+) -> None:
+    from mirage.vm._image import trace
+
+    (tmp_path / "app.py").write_text(
+        "import textwrap, json, fnmatch, colorsys\nDUMPED = json.dumps([1])\n"
+    )
+    (tmp_path / "main.py").write_text("import app\n")
+    (tmp_path / "optional.py").write_text("import app\napp.fnmatch.fnmatch('a', 'a')\n")
+    traced, unused = trace([tmp_path / "main.py", tmp_path / "optional.py"], [tmp_path], watched=1)
+    assert {"app", "textwrap", "json", "fnmatch", "colorsys"} <= traced
+    # json is used at import; the application's own modules are never deferred; what
+    # only the unwatched script used counts as unused.
+    assert {"textwrap", "fnmatch", "colorsys"} <= unused
+    assert not {"json", "app"} & unused
+    _, unused_all = trace([tmp_path / "main.py", tmp_path / "optional.py"], [tmp_path])
+    assert "fnmatch" not in unused_all and "textwrap" in unused_all

@@ -211,7 +211,8 @@ def test_run_options_choose_the_host_side(tmp_path: Path) -> None:
 def test_an_image_without_a_nic_has_no_network(tmp_path: Path) -> None:
     (tmp_path / "h.vm.json").write_text(json.dumps(_notes(None)))
     command = qemu_command(tmp_path, "h", [])
-    assert "-netdev" not in command and _append_of(command) == "console=ttyS0 quiet panic=-1"
+    assert "-netdev" not in command
+    assert _append_of(command) == "console=ttyS0 quiet panic=-1 acpi=noirq pci=nomsi"
     with pytest.raises(MirageError, match="no network device"):
         qemu_command(tmp_path, "h", [], {"net": "user"})
 
@@ -326,6 +327,9 @@ def test_libvirt_accepts_the_domain_description(tmp_path: Path, net: str) -> Non
     (tmp_path / "web.vm.json").write_text(json.dumps(_notes("direct", net=net)))
     xml = _libvirt_xml(tmp_path, "web", ARCHES["x86_64"])
     assert ("<interface type='ethernet'>" in xml) == net.startswith("tap:")
+    # The machine the kernel's arguments (acpi=noirq pci=nomsi) are for.
+    assert "<type arch='x86_64' machine='pc'>hvm</type>" in xml
+    assert "acpi=noirq pci=nomsi" in xml
     if shutil.which("virt-xml-validate") is None:
         pytest.skip("needs virt-xml-validate (apt-get install libvirt-clients)")
     (tmp_path / "web.xml").write_text(xml)

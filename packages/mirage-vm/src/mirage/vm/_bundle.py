@@ -13,13 +13,25 @@ Layout (all integers little-endian)::
 
     b"MIRAGEPY" | importlib MAGIC_NUMBER (4 bytes) | index length (8) | index | code
 
-``index`` is ``marshal`` of ``{name: (is_package, origin, offset, length)}``, each
-module's ``marshal``-ed code object at ``offset`` in ``code``. ``origin`` is where its
+``index`` is ``marshal`` of ``{name: (is_package, origin, offset, length, deferred)}``,
+each module's ``marshal``-ed code object at ``offset`` in ``code``. ``origin`` is where its
 sourceless ``.pyc`` would be, so ``__file__`` and ``__path__`` are what they were
 (a package's folder stays in the image and holds its extension modules, which the
 path finder still loads, and its resources for ``importlib.resources``). ``/init`` maps
 the file and reads the index: a module's code is read and unmarshalled when it is
 imported.
+
+A ``deferred`` module's code runs at its first use rather than at its import: the
+module object is made and bound at once, and the first read of one of its attributes
+(other than ``__spec__`` and ``__name__``, which the import system reads of modules it
+already has) runs its code, as :class:`importlib.util.LazyLoader` does (without its
+3.11 flaw: it loads on the import system's own ``__spec__`` read, so any second
+``import`` of the module loads it). The build defers the standard-library modules
+that the application's imports import and never use (:func:`mirage.vm._image.trace`):
+``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis`` and ``tokenize``) for
+the docstring of a class that has none, ``asyncio`` imports ``subprocess`` (and with it
+``locale``) for the subprocess API. Under software emulation that is 0.05-0.1 s of the
+boot; one that is used later runs then, at the same cost as before.
 
 What stays files: ``encodings`` (CPython imports it before ``/init`` runs), ``os``
 (the landmark by which CPython finds its library), this module, and modules of the
@@ -29,6 +41,7 @@ Standard library only: this module runs as ``/init``'s first import. ``pack`` an
 ``unpack`` are for the build and for tests.
 """
 
+import _thread
 import marshal
 import sys
 
@@ -36,7 +49,7 @@ TYPE_CHECKING = False  # no typing module at boot; mypy reads this block
 if TYPE_CHECKING:
     import mmap
     import pathlib
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from importlib.machinery import ModuleSpec
     from types import CodeType, ModuleType
 
@@ -48,20 +61,25 @@ def _magic() -> bytes:
     return sys.modules["_frozen_importlib_external"].MAGIC_NUMBER  # type: ignore[no-any-return]
 
 
-def pack(modules: dict[str, tuple[bool, str, bytes]]) -> bytes:
-    """The bundle of ``{name: (is_package, origin, marshalled code)}``."""
+Entry = tuple[bool, str, int, int, bool]  # is_package, origin, offset, length, deferred
+
+
+def pack(modules: dict[str, tuple[bool, str, bytes]], deferred: "Iterable[str]" = ()) -> bytes:
+    """The bundle of ``{name: (is_package, origin, marshalled code)}``, the modules
+    named in ``deferred`` to run at their first use."""
+    later = set(deferred)
     index = {}
     blobs = []
     offset = 0
     for name, (is_package, origin, code) in sorted(modules.items()):
-        index[name] = (is_package, origin, offset, len(code))
+        index[name] = (is_package, origin, offset, len(code), name in later)
         blobs.append(code)
         offset += len(code)
     encoded = marshal.dumps(index)
     return b"".join([HEAD, _magic(), len(encoded).to_bytes(8, "little"), encoded, *blobs])
 
 
-def _index(head: bytes, encoded: bytes, code_size: int) -> dict[str, tuple[bool, str, int, int]]:
+def _index(head: bytes, encoded: bytes, code_size: int) -> dict[str, Entry]:
     """The index of a bundle, from its first 20 bytes, the index's bytes and the size
     of its code area; ImportError if it is not one this interpreter reads."""
     if len(head) < 20 or head[:8] != HEAD:
@@ -82,7 +100,7 @@ def _index(head: bytes, encoded: bytes, code_size: int) -> dict[str, tuple[bool,
     return index
 
 
-def unpack(data: "bytes | mmap.mmap") -> tuple[dict[str, tuple[bool, str, int, int]], memoryview]:
+def unpack(data: "bytes | mmap.mmap") -> tuple[dict[str, Entry], memoryview]:
     """The index and the code area of a bundle; ImportError if it is not one this
     interpreter's bytecode version reads."""
     view = memoryview(data)
@@ -93,12 +111,13 @@ def unpack(data: "bytes | mmap.mmap") -> tuple[dict[str, tuple[bool, str, int, i
 
 def _entry(name: object, entry: object, limit: int) -> bool:
     """Whether ``name: entry`` is an index entry: a module name, and a package flag,
-    an origin and a place within the ``limit`` bytes of code."""
-    if not isinstance(name, str) or not isinstance(entry, tuple) or len(entry) != 4:
+    an origin, a place within the ``limit`` bytes of code and a deferral flag."""
+    if not isinstance(name, str) or not isinstance(entry, tuple) or len(entry) != 5:
         return False
-    is_package, origin, offset, length = entry
+    is_package, origin, offset, length, deferred = entry
     return (
         isinstance(is_package, bool)
+        and isinstance(deferred, bool)
         and isinstance(origin, str)
         and type(offset) is int
         and type(length) is int
@@ -118,13 +137,74 @@ class _Folder:
         return pathlib.Path(self.folder)
 
 
+if TYPE_CHECKING:
+    _Module = ModuleType
+else:
+    _Module = type(sys)  # types.ModuleType, without importing types
+
+
+class _Pending:
+    """A deferred module's state until its code has run: its namespace as it was
+    made (what others set on it meanwhile is set again after its code ran, as an
+    eager import would have it) and the lock its first users take."""
+
+    __slots__ = ("lock", "made", "started")
+
+    def __init__(self, made: dict[str, object]) -> None:
+        self.lock = _thread.RLock()
+        self.made = made
+        self.started = False
+
+
+def _run_deferred(module: "ModuleType") -> None:
+    """Run a deferred module's code, once. Another thread that uses the module
+    meanwhile waits for it; the thread running it that comes back to it (a circular
+    import) sees it part-made, as an eager import would show it. If its code fails,
+    the module leaves ``sys.modules``, as a failed import does, and the error goes to
+    the code that used it."""
+    spec = _Module.__getattribute__(module, "__spec__")
+    pending = spec.loader_state
+    if type(pending) is not _Pending:
+        return
+    with pending.lock:
+        if pending.started:
+            return
+        pending.started = True
+        namespace = _Module.__getattribute__(module, "__dict__")
+        made = pending.made
+        changed = {k: v for k, v in namespace.items() if k not in made or made[k] is not v}
+        try:
+            exec(spec.loader.get_code(spec.name), namespace)
+        except BaseException:
+            if sys.modules.get(spec.name) is module:
+                del sys.modules[spec.name]
+            raise
+        finally:
+            module.__class__ = _Module
+            spec.loader_state = None
+        namespace.update(changed)
+
+
+class _Deferred(_Module):
+    """A module of the bundle whose code has not run yet (see the module's doc)."""
+
+    def __getattribute__(self, attr: str) -> object:
+        if attr not in ("__spec__", "__name__"):
+            _run_deferred(self)
+        return _Module.__getattribute__(self, attr)
+
+    def __delattr__(self, attr: str) -> None:
+        _run_deferred(self)
+        _Module.__delattr__(self, attr)
+
+
 class Bundle:
     """A meta path finder and loader over one bundle (an ``InspectLoader``: runpy
     and pkgutil can ask it for code)."""
 
     def __init__(
         self,
-        index: dict[str, tuple[bool, str, int, int]],
+        index: dict[str, Entry],
         read: "Callable[[int, int], bytes | memoryview]",
     ) -> None:
         self.index = index
@@ -169,7 +249,20 @@ class Bundle:
 
     def exec_module(self, module: "ModuleType") -> None:
         spec = module.__spec__
-        exec(self.get_code(module.__name__ if spec is None else spec.name), module.__dict__)
+        name = module.__name__ if spec is None else spec.name
+        entry = self.index.get(name)
+        namespace = module.__dict__
+        if (
+            entry is not None
+            and entry[4]
+            and spec is not None
+            and type(module) is _Module
+            and "__builtins__" not in namespace  # a new module, not one reloaded
+        ):
+            spec.loader_state = _Pending(dict(namespace))
+            module.__class__ = _Deferred
+            return
+        exec(self.get_code(name), namespace)
 
     def get_code(self, name: str) -> "CodeType":
         entry = self.index.get(name)

@@ -97,18 +97,61 @@ def find_kernel(root: Path) -> tuple[Path, str]:
 
 
 _TRACE = """
-import runpy, sys
+import runpy, sys, sysconfig
+from importlib.machinery import PathFinder, SourceFileLoader, SourcelessFileLoader
 sys.path[:0] = {paths!r}
-for script in {scripts!r}:
+Module = type(sys)
+used = set()
+watching = True
+class Watched(Module):
+    def __getattribute__(self, attr):
+        if watching and attr not in ("__spec__", "__name__"):
+            used.add(Module.__getattribute__(self, "__name__"))
+        return Module.__getattribute__(self, attr)
+class Watching:
+    def __init__(self, loader):
+        self.loader = loader
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        if type(module) is Module:
+            module.__class__ = Watched
+stdlib = sysconfig.get_paths()["stdlib"] + "/"
+class Stdlib:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        spec = PathFinder.find_spec(name, path, target)
+        loader = getattr(spec, "loader", None)
+        if (
+            isinstance(loader, (SourceFileLoader, SourcelessFileLoader))
+            and spec.origin.startswith(stdlib)
+            and "/site-packages/" not in spec.origin
+        ):
+            spec.loader = Watching(loader)
+        return spec
+sys.meta_path.insert(sys.meta_path.index(PathFinder), Stdlib)
+for at, script in enumerate({scripts!r}):
+    watching = at < {watched!r}
     runpy.run_path(script, run_name="__mirage_trace__")
-for name in sorted(sys.modules):
-    print(name)
+for name, module in sorted(sys.modules.items()):
+    print(name, "unused" if type(module) is Watched and name not in used else "")
 """
 
 
-def trace_imports(scripts: Iterable[Path], search_path: Iterable[Path]) -> set[str]:
-    """Module names imported by running ``scripts`` up to (not into) their main."""
-    code = _TRACE.format(paths=[str(p) for p in search_path], scripts=[str(s) for s in scripts])
+def trace(
+    scripts: Iterable[Path], search_path: Iterable[Path], watched: int | None = None
+) -> tuple[set[str], set[str]]:
+    """Module names imported by running ``scripts`` up to (not into) their main, and
+    the standard-library ones among them that the first ``watched`` scripts (all by
+    default) did not use: whose attributes no code read (importing a module binds it;
+    its user reads it). The image's bundle defers those (:mod:`mirage.vm._bundle`)."""
+    names = [str(s) for s in scripts]
+    code = _TRACE.format(
+        paths=[str(p) for p in search_path],
+        scripts=names,
+        watched=len(names) if watched is None else watched,
+    )
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
     )
@@ -117,7 +160,13 @@ def trace_imports(scripts: Iterable[Path], search_path: Iterable[Path]) -> set[s
             "tracing the application's imports failed:\n" + result.stderr.strip()[-2000:],
             hint="the generated main must import cleanly on the build host",
         )
-    return set(result.stdout.split())
+    lines = [line.split() for line in result.stdout.splitlines() if line.strip()]
+    return {words[0] for words in lines}, {words[0] for words in lines if words[1:] == ["unused"]}
+
+
+def trace_imports(scripts: Iterable[Path], search_path: Iterable[Path]) -> set[str]:
+    """Module names imported by running ``scripts`` up to (not into) their main."""
+    return trace(scripts, search_path)[0]
 
 
 def _start_recording(
@@ -456,7 +505,8 @@ def build_initramfs(
         scripts.append(tls_trace)
     recorder = _start_recording(scripts, [staged], ctx.gen_dir.parent / "vm-boot.cache")
     try:
-        traced = trace_imports(scripts, [staged])
+        # What the TLS trace uses is used only by an application serving TLS.
+        traced, unused = trace(scripts, [staged], watched=2)
     except BaseException:
         recorder.kill()
         recorder.communicate()
@@ -626,7 +676,7 @@ def build_initramfs(
     lines = [f"import {INIT_MODULE}", f"{INIT_MODULE}.boot()"]
     if mode == "bundle":
         bundled = _bundle_bytecode(bytecode)
-        file(_bundle.PATH.lstrip("/"), _bundle.pack(bundled))
+        file(_bundle.PATH.lstrip("/"), _bundle.pack(bundled, unused))
         finder = (Path(__file__).parent / "_bundle.py").read_bytes()
         pyc(STDLIB, f"{BUNDLE_MODULE}.py", finder)
         lines[:0] = [f"import {BUNDLE_MODULE}", f"{BUNDLE_MODULE}.install()"]

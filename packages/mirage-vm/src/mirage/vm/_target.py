@@ -380,7 +380,7 @@ def qemu_command(
         memory_mib=info["memory"],
         kernel=f"{name}.kernel",
         initrd=str(initrd),
-        append=kernel_command_line(arch.console, words, guest_argv),
+        append=kernel_command_line(arch.console, [*arch.kernel_args, *words], guest_argv),
         devices=[*net_args, *disk],
     )
 
@@ -420,10 +420,15 @@ def direct_boot(
     ]
 
 
+# The machine the kernel's arguments are for (Arch.kernel_args): libvirt may default
+# to another.
+_LIBVIRT_MACHINE = {"x86_64": " machine='pc'"}
+
+
 def _libvirt_xml(dist: Path, name: str, arch: Arch) -> str:
     info = json.loads((dist / f"{name}.vm.json").read_text())
     _, words, argv = guest_boot(info, [])
-    cmdline = kernel_command_line(arch.console, words, argv)
+    cmdline = kernel_command_line(arch.console, [*arch.kernel_args, *words], argv)
     interface = _libvirt_interface(info.get("net", "user")) if info["network"] else ""
     if info.get("disk"):
         interface += (
@@ -435,7 +440,7 @@ def _libvirt_xml(dist: Path, name: str, arch: Arch) -> str:
     return (
         f"<domain type='{kind}'>\n  <name>{name}</name>\n"
         f"  <memory unit='MiB'>{info['memory']}</memory>\n  <vcpu>1</vcpu>\n"
-        f"  <os>\n    <type arch='{arch.name}'>hvm</type>\n"
+        f"  <os>\n    <type arch='{arch.name}'{_LIBVIRT_MACHINE.get(arch.name, '')}>hvm</type>\n"
         f"    <kernel>{(dist / f'{name}.kernel').resolve()}</kernel>\n"
         f"    <initrd>{(dist / f'{name}.initrd').resolve()}</initrd>\n"
         f"    <cmdline>{_xml_escape(cmdline)}</cmdline>\n  </os>\n"

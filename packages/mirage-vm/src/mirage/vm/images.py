@@ -119,6 +119,6 @@ def image_files(initrd: bytes) -> dict[str, bytes]:
     bundle = files.get(BUNDLE_PATH.lstrip("/"))
     if bundle is not None:
         index, code = unpack_bundle(bundle)
-        for _is_package, origin, offset, length in index.values():
+        for _is_package, origin, offset, length, _deferred in index.values():
             files[origin.lstrip("/")] = bytes(code[offset : offset + length])
     return files

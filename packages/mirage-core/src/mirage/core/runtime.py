@@ -5,6 +5,7 @@ Kept small and free of the tool's own modules: every artifact carries it.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
 import argparse
 import asyncio
 import contextlib
@@ -109,9 +110,19 @@ async def _supervise(start: Start, args: argparse.Namespace) -> int:
         stopped.append(signal.Signals(signum).name)
         task.cancel()
 
+    def on_signal(signum: int, _frame: object) -> None:
+        loop.call_soon_threadsafe(stop, signum)
+
+    # Not loop.add_signal_handler: its check of the callback runs inspect (with ast
+    # and dis), which a VM image otherwise defers for good. Nor signal.signal: it
+    # turns the handler it replaces into an enum if it can, and the failed attempt
+    # formats asyncio.run's SIGINT handler, whose task's repr runs inspect too. The
+    # handler runs in this thread once the loop's wait is interrupted, and wakes the
+    # loop through its self-pipe.
+    previous: dict[int, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop, signum)
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            previous[signum] = _signal.signal(signum, on_signal)
     try:
         async with contextlib.AsyncExitStack() as stack:
             await start(args, stack)
@@ -123,6 +134,9 @@ async def _supervise(start: Start, args: argparse.Namespace) -> int:
     except DeviceError as exc:
         log.error("%s", exc)
         return 1
+    finally:
+        for number, handler in previous.items():
+            _signal.signal(number, handler)
     return 0
 
 

@@ -11,8 +11,8 @@ each frame to a synchronous callback as it is read (:meth:`listen_direct`).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
+from collections.abc import Awaitable
 
 from mirage.core.types import FrameCallback, NetworkStats
 
@@ -140,7 +140,7 @@ class FrameDevice:
                 stats.rx_packets += 1
                 stats.rx_bytes += len(frame)
                 result = callback(frame)
-                if inspect.isawaitable(result):
+                if isinstance(result, Awaitable):  # not inspect: a VM boot defers it
                     await result
                 if self._closed or queue.empty():
                     break

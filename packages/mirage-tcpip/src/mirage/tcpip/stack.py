@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import functools
 import heapq
-import inspect
 import ipaddress
 import logging
 import math
@@ -1249,7 +1248,7 @@ class DirectStack:
         result = callback(
             str(ipaddress.ip_address(packet.src)), datagram.src_port, datagram.payload
         )
-        if inspect.isawaitable(result):
+        if isinstance(result, Awaitable):  # not inspect: a VM boot defers it
             self._spawn(result)
 
     def _tcp_input(self, packet: Ipv4Packet | Ipv6Packet) -> None:

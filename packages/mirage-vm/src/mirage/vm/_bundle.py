@@ -27,11 +27,14 @@ module object is made and bound at once, and the first read of one of its attrib
 already has) runs its code, as :class:`importlib.util.LazyLoader` does (without its
 3.11 flaw: it loads on the import system's own ``__spec__`` read, so any second
 ``import`` of the module loads it). The build defers the standard-library modules
-that the application's imports import and never use (:func:`mirage.vm._image.trace`):
-``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis`` and ``tokenize``) for
-the docstring of a class that has none, ``asyncio`` imports ``subprocess`` (and with it
-``locale``) for the subprocess API. Under software emulation that is 0.05-0.1 s of the
-boot; one that is used later runs then, at the same cost as before.
+that only the standard library imports and that nothing used while the application
+was imported (:func:`mirage.vm._image.trace`). For the static website those are
+``inspect`` (which ``dataclasses`` imports for the docstring of a class without one;
+with it ``ast`` and ``dis`` are never imported), ``tokenize``, ``linecache``,
+``textwrap``, ``copy`` and four asyncio modules; all of them are still unused when
+it serves. In the guest, ``-X importtime`` put 60-80 ms on them (most of it QEMU
+translating code that runs once); the first answer moved by less than the run-to-run
+noise of boots on this host. One used later runs then, at the cost it had before.
 
 What stays files: ``encodings`` (CPython imports it before ``/init`` runs), ``os``
 (the landmark by which CPython finds its library), this module, and modules of the

@@ -131,11 +131,27 @@ class Stdlib:
             spec.loader = Watching(loader)
         return spec
 sys.meta_path.insert(sys.meta_path.index(PathFinder), Stdlib)
+import builtins
+real_import = builtins.__import__
+by_application = set()
+def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+    module = real_import(name, globals, locals, fromlist, level)
+    where = (globals or {{}}).get("__file__") or ""
+    if watching and where and (not where.startswith(stdlib) or "/site-packages/" in where):
+        if level:
+            base = (globals.get("__package__") or "").rsplit(".", level - 1)[0]
+            name = base + "." + name if name else base
+        parts = name.split(".")
+        by_application.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        by_application.update(name + "." + f for f in fromlist or ())
+    return module
+builtins.__import__ = recording_import
 for at, script in enumerate({scripts!r}):
     watching = at < {watched!r}
     runpy.run_path(script, run_name="__mirage_trace__")
 for name, module in sorted(sys.modules.items()):
-    print(name, "unused" if type(module) is Watched and name not in used else "")
+    unused = type(module) is Watched and name not in used and name not in by_application
+    print(name, "unused" if unused else "")
 """
 
 
@@ -145,7 +161,10 @@ def trace(
     """Module names imported by running ``scripts`` up to (not into) their main, and
     the standard-library ones among them that the first ``watched`` scripts (all by
     default) did not use: whose attributes no code read (importing a module binds it;
-    its user reads it). The image's bundle defers those (:mod:`mirage.vm._bundle`)."""
+    its user reads it), and that only the standard library imports (a module the
+    application imports itself it uses later, when it runs: loading it then costs
+    more, with the collector on). The image's bundle defers those
+    (:mod:`mirage.vm._bundle`)."""
     names = [str(s) for s in scripts]
     code = _TRACE.format(
         paths=[str(p) for p in search_path],

@@ -467,3 +467,31 @@ def test_the_trace_names_the_standard_library_modules_imported_and_not_used(
     assert not {"app", "dataclasses", "textwrap"} & unused
     _, unused_all = trace(scripts, [tmp_path])
     assert "inspect" not in unused_all
+
+
+def test_a_child_forked_while_a_thread_runs_a_deferred_module_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    out = _deferred(
+        tmp_path,
+        """
+        import json, os, signal, threading, time, ran
+        import slow
+        runner = threading.Thread(target=lambda: slow.DONE)
+        runner.start()
+        while not ran.RUNS:  # the thread is inside slow's code, holding its lock
+            time.sleep(0.01)
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)  # a hang fails the test instead of stopping it
+            try:
+                seen = slow.DONE
+            except AttributeError:
+                seen = "part-made"
+            os._exit(0 if seen == "part-made" else 3)
+        _, status = os.waitpid(pid, 0)
+        runner.join()
+        out = {"child": os.waitstatus_to_exitcode(status), "parent": slow.DONE}
+        """,
+    )
+    assert out == {"child": 0, "parent": True}

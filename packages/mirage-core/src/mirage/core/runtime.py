@@ -136,7 +136,8 @@ async def _supervise(start: Start, args: argparse.Namespace) -> int:
         return 1
     finally:
         for number, handler in previous.items():
-            _signal.signal(number, handler)
+            # None: a handler not set from Python, which cannot be put back.
+            _signal.signal(number, signal.SIG_DFL if handler is None else handler)
     return 0
 
 

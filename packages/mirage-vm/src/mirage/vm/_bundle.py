@@ -34,7 +34,9 @@ with it ``ast`` and ``dis`` are never imported), ``tokenize``, ``linecache``,
 ``textwrap``, ``copy`` and four asyncio modules; all of them are still unused when
 it serves. In the guest, ``-X importtime`` put 60-80 ms on them (most of it QEMU
 translating code that runs once); the first answer moved by less than the run-to-run
-noise of boots on this host. One used later runs then, at the cost it had before.
+noise of boots on this host. One used later runs then, at about the cost it had at
+boot (a little more: the collector is on by then). A forked child gets new locks for
+the deferred modules (a thread of its parent may have held one).
 
 What stays files: ``encodings`` (CPython imports it before ``/init`` runs), ``os``
 (the landmark by which CPython finds its library), this module, and modules of the
@@ -157,6 +159,18 @@ class _Pending:
         self.lock = _thread.RLock()
         self.made = made
         self.started = False
+        _PENDING.add(self)
+
+
+_PENDING: "set[_Pending]" = set()  # deferred modules whose code has not finished running
+
+
+def _after_fork() -> None:
+    """In a child process, a lock held by a thread of its parent would never be
+    released: each deferred module gets a new one (as CPython does for its import
+    locks; a module whose code another thread was running stays part-made)."""
+    for pending in _PENDING:
+        pending.lock = _thread.RLock()
 
 
 def _run_deferred(module: "ModuleType") -> None:
@@ -185,6 +199,7 @@ def _run_deferred(module: "ModuleType") -> None:
         finally:
             module.__class__ = _Module
             spec.loader_state = None
+            _PENDING.discard(pending)
         namespace.update(changed)
 
 
@@ -308,4 +323,7 @@ def install(path: str = PATH, skip: "tuple[str, ...]" = ()) -> "Bundle | None":
     for name in [n for n in bundle.index if n.partition(".")[0] in skip]:
         del bundle.index[name]
     sys.meta_path.insert(0, bundle)
+    import posix
+
+    posix.register_at_fork(after_in_child=_after_fork)
     return bundle

@@ -109,7 +109,7 @@ DOM0 = Dom0(
 def test_a_guest_with_a_network_gets_a_driver_domain_in_the_tree() -> None:
     tree = pull_fdt(dom0less_tree(virt_like(), GUEST, dom0=DOM0))
     chosen = tree.get("/chosen")
-    assert chosen.string("xen,xen-bootargs").endswith(" dom0_mem=384M")
+    assert chosen.string("xen,xen-bootargs").endswith(" dom0_mem=384M dom0_max_vcpus=1")
     # dom0's kernel and ramdisk are modules of /chosen itself, the guest's of domU1.
     kernel = tree.get(f"/chosen/module@{DOM0_KERNEL_ADDR:x}")
     assert kernel.strings("compatible") == ["multiboot,kernel", "multiboot,module"]

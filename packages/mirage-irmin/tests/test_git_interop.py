@@ -243,3 +243,31 @@ def test_tags_are_git_tags(tmp_path: Path) -> None:
 
     with pytest.raises(RefUpdateRejected):
         s.tag("v1.0", at(5))
+
+
+def test_a_writer_killed_inside_a_fresh_lock_leaves_no_ref(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirage.irmin import _git
+
+    repo = tmp_path / "fresh.git"
+    backend = GitBackend.init(repo)
+    store = Store(Repo(backend), "main")
+    store.set("a", b"1", at(1))
+    heads = repo / "refs" / "heads"
+    lock_path = heads / "main.lock"
+    fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    lock = _git._Lock(lock_path, heads / "main", fd)
+
+    def killed(src: object, dst: object) -> None:
+        raise KeyboardInterrupt  # the writer dies between making its new inode and renaming it
+
+    monkeypatch.setattr(_git.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        lock._fresh(os.dup(fd), b"0" * 40 + b"\n", False)
+    monkeypatch.undo()
+    os.close(fd)
+    lock_path.unlink()  # the lock itself: git's own rule, a stale lock blocks the ref
+    assert len(list(heads.iterdir())) == 2  # main and what the killed writer left
+    git("fsck", "--strict", "--no-dangling", cwd=repo)
+    assert set(backend.list_refs()) == {"refs/heads/main"}

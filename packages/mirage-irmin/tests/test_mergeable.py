@@ -45,6 +45,16 @@ def _run(fn: MergeFn, b: bytes | None, o: bytes | None, t: bytes | None) -> byte
         return "conflict"
 
 
+def test_json_false_is_not_zero_nor_one_one_point_zero() -> None:
+    # Python's == conflates them; as JSON values they differ (hypothesis found it).
+    assert merge.json_object("p", b"0", b"0", b"false") == b"false"
+    assert merge.json_object("p", b"0", b"false", b"0") == b"false"
+    assert merge.json_object("p", b"1", b"1.0", b"1") == b"1.0"
+    assert merge.json_object("p", b'{"a":true}', b'{"a":1}', b'{"a":true}') == b'{"a":1}'
+    with pytest.raises(Unmergeable):
+        merge.json_object("p", b"2", b"false", b"0")
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())

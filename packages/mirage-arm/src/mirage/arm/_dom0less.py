@@ -124,7 +124,8 @@ def dom0less_tree(
     if uart:
         xen_args.insert(1, f"dtuart={uart}")
     if dom0 is not None:
-        xen_args.append(f"dom0_mem={dom0.memory_mib}M")
+        # One vCPU: dom0 boots beside the guest, each on a CPU of its own.
+        xen_args += [f"dom0_mem={dom0.memory_mib}M", "dom0_max_vcpus=1"]
     chosen.set("xen,xen-bootargs", " ".join(xen_args))
     for child in [c.name for c in chosen.children]:
         if child == DOMAIN or child.startswith("module@"):

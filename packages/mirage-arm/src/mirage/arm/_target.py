@@ -69,7 +69,17 @@ __all__ = [
 ]
 
 XEN_PACKAGE = "xen-hypervisor-4.17-arm64"
-XEN_MACHINE = ("-machine", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a57")
+# Two physical CPUs for Xen (QEMU runs each on a host thread): the driver domain and the
+# guest boot side by side instead of taking turns on one. With one, QEMU's tree gives
+# the CPU no enable-method; with two, both come with PSCI's, which Xen needs.
+XEN_MACHINE = (
+    "-machine",
+    "virt,virtualization=on,gic-version=3",
+    "-cpu",
+    "cortex-a57",
+    "-smp",
+    "2",
+)
 XEN_HOST_MEMORY = 2048  # MiB: Xen, and the guest's memory inside it
 DEFAULT_TIMEOUT = 300
 NIC_WAIT = 240  # s: the guest's netfront appears once dom0 has booted and written its vif
@@ -269,8 +279,6 @@ def xen_qemu_command(
         "-accel",
         "tcg",
         *XEN_MACHINE,
-        "-smp",
-        "1",
         "-m",
         str(XEN_HOST_MEMORY),
         "-nographic",

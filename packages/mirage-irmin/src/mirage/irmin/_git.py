@@ -163,7 +163,9 @@ class _Lock:
     def _fresh(self, fd: int, data: bytes, fsync: bool) -> int:
         """A new inode for the lock (renamed over it: the lock is held throughout)."""
         os.close(fd)
-        tmp = f"{self.path}.{os.getpid()}-{threading.get_ident()}"
+        # Ends in .lock: git (and list_refs) skip such names among the refs, so one
+        # left by a writer killed before the rename is not taken for a ref.
+        tmp = f"{self.path}.{os.getpid()}-{threading.get_ident()}.lock"
         new = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.replace(tmp, self.path)
         self.spare = None

@@ -95,12 +95,26 @@ def line_set(
 _MISSING: object = object()
 
 
+def _same(a: object, b: object) -> bool:
+    """Equal as JSON values: ``false`` is not ``0``, nor ``1`` ``1.0`` (Python's ``==``
+    says they are)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
 def _merge_json(base: object, ours: object, theirs: object, where: str) -> object:
-    if ours == theirs:
+    if _same(ours, theirs):
         return ours
-    if base == ours:
+    if _same(base, ours):
         return theirs
-    if base == theirs:
+    if _same(base, theirs):
         return ours
     if isinstance(ours, dict) and isinstance(theirs, dict):
         old = base if isinstance(base, dict) else {}

@@ -30,14 +30,16 @@ def _code(source: str, origin: str) -> bytes:
     return marshal.dumps(compile(source, origin, "exec", dont_inherit=True))
 
 
-def _write_bundle(folder: Path) -> Path:
+def _write_bundle(
+    folder: Path, sources: dict[str, str] = SOURCES, deferred: set[str] | None = None
+) -> Path:
     modules = {}
-    for rel, source in SOURCES.items():
+    for rel, source in sources.items():
         name, is_package = _module_name(rel)
         origin = str(folder / rel)[:-3] + ".pyc"
         modules[name] = (is_package, origin, _code(source, str(folder / rel)))
     path = folder / "bytecode"
-    path.write_bytes(_bundle.pack(modules))
+    path.write_bytes(_bundle.pack(modules, deferred or ()))
     return path
 
 
@@ -322,17 +324,8 @@ DEFERRED_SOURCES = {
 }
 
 
-def _write_deferred_bundle(folder: Path) -> None:
-    modules = {}
-    for rel, source in DEFERRED_SOURCES.items():
-        name, is_package = _module_name(rel)
-        modules[name] = (is_package, str(folder / rel)[:-3] + ".pyc", _code(source, rel))
-    deferred = {"later", "broken", "later_a", "slow"}
-    (folder / "bytecode").write_bytes(_bundle.pack(modules, deferred))
-
-
 def _deferred(folder: Path, script: str) -> dict[str, object]:
-    _write_deferred_bundle(folder)
+    _write_bundle(folder, DEFERRED_SOURCES, {"later", "broken", "later_a", "slow"})
     ran = _run(folder, textwrap.dedent(script) + "\nprint(json.dumps(out))\n")
     assert ran.returncode == 0, ran.stderr
     result: dict[str, object] = json.loads(ran.stdout.splitlines()[-1])
